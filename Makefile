@@ -1,0 +1,43 @@
+# mer_lightning: `make train` then `make test` on a fresh clone (each installs what it needs).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev
+
+# offline-safe defaults: no hub retries, no update checks, W&B never blocks
+export HF_HUB_OFFLINE ?= 1
+export NO_ALBUMENTATIONS_UPDATE ?= 1
+export PYTHONUNBUFFERED ?= 1
+
+.PHONY: install train test test-fast bench lint format clean
+
+install: $(STAMP)
+
+# re-runs only when pyproject.toml changes (quick and idempotent otherwise)
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+train: install
+	$(PY) -m mer_lightning.train $(ARGS)
+
+test: install
+	$(PY) -m pytest -q $(ARGS)
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" -x $(ARGS)
+
+lint: install
+	$(PY) -m ruff check mer_lightning tests
+
+format: install
+	$(PY) -m ruff format mer_lightning tests
+	$(PY) -m ruff check --fix mer_lightning tests
+
+clean:
+	rm -rf outputs .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

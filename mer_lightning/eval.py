@@ -1,0 +1,91 @@
+"""Test a saved checkpoint on the subjects its fold held out: `python -m mer_lightning.eval ckpt_path=...`.
+
+The checkpoint carries its fold (test subjects), class names and the data/model configs it was
+trained with; those are used, with any `data.*` / `model.*` overrides from the command line on
+top (e.g. `data.root=` when the dataset moved). Writes the same report files as `train`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from mer_lightning.data.splits import Fold
+from mer_lightning.evaluation.metrics import summarize
+from mer_lightning.evaluation.protocol import fold_frame, pooled_results, write_report
+from mer_lightning.utils.errors import MERError, exit_on_user_error
+from mer_lightning.utils.resolvers import register_resolvers
+from mer_lightning.utils.rich_utils import print_results
+from mer_lightning.utils.run import start_run
+
+register_resolvers()
+
+
+def checkpoint_meta(path: str) -> dict:
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if "mer" not in checkpoint:
+        raise MERError(f"{path} was not written by mer_lightning.train (no fold information in it)")
+    return checkpoint["mer"]
+
+
+def apply_stored_configs(cfg: DictConfig, meta: dict) -> None:
+    """Use the checkpoint's data/model configs, then the command line's data.*/model.* overrides."""
+    overrides = [o for o in HydraConfig.get().overrides.task if o.split("=")[0].lstrip("+~").startswith(("data.", "model."))]
+    with open_dict(cfg):
+        cfg.data = OmegaConf.create(meta["data"])
+        cfg.model = OmegaConf.create(meta["model"])
+        for override in overrides:
+            key, value = override.lstrip("+").split("=", 1)
+            OmegaConf.update(cfg, key, _parse(value), force_add=True)
+
+
+def _parse(value: str):
+    """A command-line value as YAML would read it (numbers, booleans, lists)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+
+
+@exit_on_user_error
+def evaluate(cfg: DictConfig) -> dict:
+    out_dir = start_run(cfg)
+    meta = checkpoint_meta(cfg.ckpt_path)
+    apply_stored_configs(cfg, meta)
+    dm = hydra.utils.instantiate(cfg.data)
+    table = dm.prepare()
+    if dm.class_names != meta["classes"]:
+        raise MERError(f"the checkpoint was trained on classes {meta['classes']}, the data gives {dm.class_names}")
+    subjects = meta["test_subjects"]
+    official = subjects == ["<official test split>"]
+    test = [i for i, s in enumerate(table) if s.split == "test"] if official else table.where_subjects(subjects)
+    if not test:
+        raise MERError(f"none of the checkpoint's test subjects {subjects} are in {dm.root}")
+    fold = Fold(meta["fold"], [], [], test, subjects)
+    dm.set_fold(fold)
+    model = hydra.utils.instantiate(cfg.model, num_classes=dm.num_classes, class_names=dm.class_names, _convert_="all")
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
+    trainer.test(model, datamodule=dm, ckpt_path=cfg.ckpt_path, verbose=False)
+    frame = fold_frame(dm, fold, model.test_predictions)
+    fold_result = {"index": fold.index, "test_subjects": subjects, "selection": f"checkpoint {Path(cfg.ckpt_path).name}",
+                   "metrics": summarize(frame.y_true, frame.y_pred, dm.num_classes)}
+    results = pooled_results(cfg, dm, [frame], [fold_result], protocol=meta.get("protocol"))
+    if trainer.is_global_zero:
+        write_report(out_dir, results, frame, dm.class_names)
+        print_results(results)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval.yaml")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (torchmetrics), protocols over folds, and reports."""

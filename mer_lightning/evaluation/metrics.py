@@ -1,0 +1,51 @@
+"""Accuracy, UF1 (macro F1), UAR (macro recall) and the confusion matrix, from torchmetrics.
+
+UF1 and UAR are means over *all* classes of the scheme; a class with no test samples and no
+predictions counts as 0 (torchmetrics' zero_division=0), which matches scikit-learn when every
+class occurs in the pooled predictions, as in any full protocol.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassRecall
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
+
+
+def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    """Running metrics for a Lightning loop: `<prefix>acc`, `<prefix>uf1`, `<prefix>uar`."""
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "uf1": MulticlassF1Score(num_classes, average="macro"),
+            "uar": MulticlassRecall(num_classes, average="macro"),
+        },
+        prefix=prefix,
+    )
+
+
+def summarize(y_true, y_pred, num_classes: int) -> dict:
+    """Headline and per-class figures for a set of predictions (plain floats and lists)."""
+    target = torch.as_tensor(np.asarray(y_true), dtype=torch.long)
+    preds = torch.as_tensor(np.asarray(y_pred), dtype=torch.long)
+    if target.numel() == 0:
+        return {"n": 0}
+    args = dict(num_classes=num_classes)
+    return {
+        "n": int(target.numel()),
+        "acc": float(multiclass_accuracy(preds, target, average="micro", **args)),
+        "uf1": float(multiclass_f1_score(preds, target, average="macro", **args)),
+        "uar": float(multiclass_recall(preds, target, average="macro", **args)),
+        "precision": multiclass_precision(preds, target, average="none", **args).tolist(),
+        "recall": multiclass_recall(preds, target, average="none", **args).tolist(),
+        "f1": multiclass_f1_score(preds, target, average="none", **args).tolist(),
+        "confusion": multiclass_confusion_matrix(preds, target, **args).tolist(),
+    }

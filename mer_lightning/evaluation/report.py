@@ -1,0 +1,94 @@
+"""Run-directory reports: results.json, results.md, predictions.csv and the confusion matrix PNG."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically: a crash never leaves a half-written file that a resume would trust."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
+    os.replace(tmp, path)
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def results_markdown(results: dict) -> str:
+    """A table a person would paste into a paper, with how each number was computed."""
+    p, classes = results["pooled"], results["classes"]
+    lines = [
+        f"# {results.get('title', 'Results')}",
+        "",
+        f"Protocol: **{results['protocol']['name']}**, {len(results['folds'])} fold(s), "
+        f"{p['n']} test predictions. Model selection used validation subjects from each fold's "
+        "training subjects only.",
+        "",
+        "| metric | pooled over folds (headline) | mean ± std over folds |",
+        "|---|---|---|",
+    ]
+    for key, name in (("uf1", "UF1 (macro F1)"), ("uar", "UAR (macro recall)"), ("acc", "Accuracy")):
+        mean, std = results["fold_mean"].get(key), results["fold_std"].get(key)
+        spread = f"{mean:.4f} ± {std:.4f}" if mean is not None else "n/a"
+        lines.append(f"| {name} | {p[key]:.4f} | {spread} |")
+    lines += ["", "Pooled: metrics computed once on all folds' test predictions together (MEGC convention). "
+              "Mean ± std: metrics computed per fold, then averaged.", "",
+              "| class | precision | recall | F1 | test samples |", "|---|---|---|---|---|"]
+    support = np.asarray(p["confusion"]).sum(axis=1)
+    for i, name in enumerate(classes):
+        lines.append(f"| {name} | {p['precision'][i]:.4f} | {p['recall'][i]:.4f} | {p['f1'][i]:.4f} | {int(support[i])} |")
+    for source, figures in results.get("per_source", {}).items():
+        if source == "_":
+            continue
+        lines.append(f"\n{source}: UF1 {figures['uf1']:.4f}, UAR {figures['uar']:.4f}, acc {figures['acc']:.4f} "
+                     f"({figures['n']} samples, pooled)")
+    lines += ["", "| fold | test subjects | n | acc | UF1 | UAR |", "|---|---|---|---|---|---|"]
+    for fold in results["folds"]:
+        m = fold["metrics"]
+        lines.append(f"| {fold['index']} | {', '.join(fold['test_subjects'])} | {m['n']} | {m['acc']:.4f} | "
+                     f"{m['uf1']:.4f} | {m['uar']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_png(path: Path, confusion, classes: list[str], title: str = "") -> None:
+    """Counts and row-normalised confusion matrices side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(confusion, dtype=float)
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+    size = 2.5 + 0.6 * len(classes)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size))
+    for ax, data, fmt, name in ((axes[0], counts, "{:.0f}", "counts"), (axes[1], normalised, "{:.2f}", "row-normalised")):
+        ax.imshow(data, cmap="Blues", vmin=0)
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{title} ({name})" if title else name)
+        high = data.max() / 2 if data.size else 0
+        for (i, j), v in np.ndenumerate(data):
+            ax.text(j, i, fmt.format(v), ha="center", va="center", color="white" if v > high else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

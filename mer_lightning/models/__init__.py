@@ -1,0 +1,1 @@
+"""Models: per-frame backbone -> temporal head -> classifier, in one LightningModule."""

@@ -1,0 +1,36 @@
+"""Hydra callbacks: checks that must happen before Hydra creates the run directory."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+def _fail_unless_writable(path: Path, override: str) -> None:
+    """Exit with one clear line when the run directory cannot be created or written."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        ok = os.access(path, os.W_OK)
+    except OSError as err:
+        ok, reason = False, err.strerror
+    else:
+        reason = "permission denied"
+    if not ok:
+        print(f"error: output directory {path} is not writable ({reason}); choose another with "
+              f"`{override}=...` or `paths.log_dir=...`", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+
+
+class OutputDirCheck(Callback):
+    """Refuse a non-writable output directory before any work starts."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _fail_unless_writable(Path(config.hydra.run.dir), "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _fail_unless_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")

@@ -1,0 +1,39 @@
+"""OmegaConf resolvers: the only place configs read the environment.
+
+- `${project_root:}`      the folder holding `conf/` (the repository root).
+- `${wandb_offline:}`     true when W&B has no API key and no WANDB_MODE: log offline, never block.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def wandb_has_credentials() -> bool:
+    """An API key in the environment or in ~/.netrc (what `wandb login` writes)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def wandb_offline() -> bool:
+    """Offline unless the user asked for a mode or can authenticate."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"] in ("offline", "dryrun")
+    return not wandb_has_credentials()
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("project_root"):
+        OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
+    if not OmegaConf.has_resolver("wandb_offline"):
+        OmegaConf.register_new_resolver("wandb_offline", wandb_offline)

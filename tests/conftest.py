@@ -1,0 +1,71 @@
+"""Shared fixtures: a tiny synthetic dataset and composed configs for the real entry points."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_CACHE_DIR", str(ROOT / ".wandb_cache"))
+os.environ.setdefault("WANDB_SILENT", "true")
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from mer_lightning.utils.resolvers import register_resolvers  # noqa: E402
+
+register_resolvers()
+
+# a small synthetic dataset: 6 subjects x 3 classes x 2 clips, 32 px frames
+TINY = ["data.spec.subjects=6", "data.spec.clips_per_class=2", "data.image_size=32", "model.num_frames=4",
+        "extras.print_config=false", "trainer.accelerator=cpu", "protocol.test_subjects=2",
+        "protocol.val_subjects=1", "data.batch_size=4"]
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """The tiny synthetic dataset, generated once per test session."""
+    from mer_lightning.data.synthetic import SyntheticSpec, ensure_synthetic
+
+    root = tmp_path_factory.mktemp("data") / "synthetic"
+    return ensure_synthetic(root, SyntheticSpec(subjects=6, clips_per_class=2, seed=0))
+
+
+def compose_cfg(config_name: str, out_dir: Path, overrides: list[str]) -> DictConfig:
+    """Compose a config as `python -m mer_lightning.<entry>` would, with the run dir at out_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
+        cfg = compose(config_name=config_name, return_hydra_config=True, overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(out_dir)
+        cfg.hydra.runtime.output_dir = str(out_dir)
+        cfg.hydra.job.num = 0
+    out_dir.mkdir(parents=True, exist_ok=True)
+    HydraConfig().set_config(cfg)
+    return cfg
+
+
+@pytest.fixture
+def train_cfg(tmp_path, tiny_root):
+    """A factory: compose `train.yaml` on the tiny dataset with extra overrides."""
+
+    def make(*overrides: str, out: Path | None = None) -> DictConfig:
+        return compose_cfg("train.yaml", out or tmp_path / "run", [*TINY, f"data.root={tiny_root}", *overrides])
+
+    return make
+
+
+def run_cli(module: str, *args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run an entry point the way a user does, in a fresh interpreter."""
+    env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)

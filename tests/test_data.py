@@ -1,0 +1,97 @@
+"""Synthetic data, label schemes, frame selection and subject splits (with the leak guard)."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from mer_lightning.data.clips import frame_plan
+from mer_lightning.data.labels import apply_scheme
+from mer_lightning.data.readers import read_casme2
+from mer_lightning.data.samples import Sample
+from mer_lightning.data.splits import Fold, check_fold, make_folds
+from mer_lightning.data.synthetic import SyntheticSpec, ensure_synthetic
+from mer_lightning.utils.errors import LeakError
+
+
+def _digest(root):
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.jpg")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_synthetic_is_seeded_and_reused(tmp_path):
+    spec = SyntheticSpec(subjects=3, clips_per_class=1, seed=5)
+    a = ensure_synthetic(tmp_path / "a", spec)
+    b = ensure_synthetic(tmp_path / "b", spec)
+    assert _digest(a) == _digest(b)
+    stamp = (a / "Cropped").stat().st_mtime_ns
+    ensure_synthetic(tmp_path / "a", spec)  # already there: not regenerated
+    assert (a / "Cropped").stat().st_mtime_ns == stamp
+    c = ensure_synthetic(tmp_path / "c", SyntheticSpec(subjects=3, clips_per_class=1, seed=6))
+    assert _digest(c) != _digest(a)
+
+
+def test_synthetic_identity_differs_more_than_expression(tiny_root):
+    """Between subjects the frames differ more than between onset and apex of one clip."""
+    import cv2
+
+    table = read_casme2(tiny_root)
+    frames = lambda s: [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(float) for p in s.frames]  # noqa: E731
+    within = []
+    for sample in table:
+        fa = frames(sample)
+        within.append(np.abs(fa[sample.frame_numbers.index(sample.apex)] - fa[0]).mean())
+    first_of_subject = {s.subject: frames(s)[0] for s in reversed(table.samples)}
+    onsets = [first_of_subject[k] for k in sorted(first_of_subject)]
+    between = [np.abs(a - b).mean() for a, b in zip(onsets, onsets[1:])]
+    assert np.mean(between) > 3 * np.mean(within) > 0
+
+
+def test_synthetic_in_casme2_layout_reads_back(tiny_root):
+    table = read_casme2(tiny_root)
+    assert len(table) == 6 * 3 * 2 and not table.skipped
+    sample = table[0]
+    assert sample.subject.startswith("sub") and sample.frames[0].name.startswith("reg_img")
+    assert list(sample.frame_numbers) == sorted(sample.frame_numbers)
+    assert sample.frame_numbers[0] == sample.onset and sample.frame_numbers[-1] == sample.offset
+    labelled = apply_scheme(table, "all")
+    assert labelled.classes == ["disgust", "happiness", "surprise"]
+    assert set(labelled.class_counts().values()) == {12}
+
+
+def test_frame_plan_uniform_apex_and_interpolation():
+    s = Sample("d", "s1", "c1", "x", frames=tuple(f"f{i}" for i in range(5)), frame_numbers=(10, 11, 12, 13, 14),
+               onset=10, apex=13, offset=14)
+    assert frame_plan(s, "apex", 8) == [(3, 4, 0.0)]
+    assert frame_plan(s, "uniform", 1) == [(3, 4, 0.0)]
+    assert [a for a, _, _ in frame_plan(s, "onset_apex", 8)] == [0, 3]
+    plan = frame_plan(s, "uniform", 9)  # longer than the clip: blends neighbours
+    assert len(plan) == 9 and plan[0] == (0, 1, 0.0) and plan[1] == (0, 1, 0.5)
+
+
+def _table(subjects=5, per=4):
+    samples = [Sample("d", f"s{s}", f"c{s}_{k}", ["a", "b"][k % 2], label=k % 2) for s in range(subjects)
+               for k in range(per)]
+    from mer_lightning.data.samples import SampleTable
+
+    return SampleTable(samples, ["a", "b"])
+
+
+@pytest.mark.parametrize("protocol,options", [("loso", {}), ("subject_kfold", {"k": 3}), ("holdout", {})])
+def test_folds_are_subject_independent(protocol, options):
+    table = _table()
+    folds = make_folds(table, protocol, val_subjects=1, seed=0, **options)
+    for fold in folds:
+        parts = [{table[i].subject for i in part} for part in (fold.train, fold.val, fold.test)]
+        assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+        assert fold.val, "validation subjects come from the training subjects"
+
+
+def test_leak_guard_stops_a_forced_leak():
+    table = _table()
+    fold = make_folds(table, "loso", val_subjects=1)[0]
+    leaked = Fold(fold.index, fold.train + fold.test[:1], fold.val, fold.test, fold.test_subjects)
+    with pytest.raises(LeakError, match="in both train and test"):
+        check_fold(table, leaked)

@@ -1,0 +1,91 @@
+"""The real entry point, end to end with tiny settings (through Hydra compose)."""
+
+import json
+
+import pytest
+import torch
+
+from mer_lightning.train import train
+from tests.conftest import TINY, run_cli
+
+
+@pytest.mark.parametrize("model", ["cnn", "cnn_bilstm"])
+def test_fast_dev_run_each_model(train_cfg, tmp_path, model):
+    cfg = train_cfg(f"model={model}", "debug=fast_dev_run")
+    results = train(cfg)
+    out = tmp_path / "run"
+    saved = json.loads((out / "results.json").read_text())
+    for key in ("test/acc", "test/uf1", "test/uar"):
+        assert 0.0 <= saved["metrics"][key] <= 1.0
+        assert saved["metrics"][key] == pytest.approx(results["metrics"][key])
+    assert (out / "confusion_matrix.png").stat().st_size > 1000
+    assert (out / "config.yaml").read_text().count("_target_") > 3
+    assert (out / "predictions.csv").is_file()
+
+
+def test_run_writes_report_and_best_checkpoint(train_cfg, tmp_path):
+    cfg = train_cfg("debug=limit")
+    train(cfg)
+    out = tmp_path / "run"
+    assert (out / "folds/fold_00/checkpoints/best.ckpt").is_file()
+    assert "UF1" in (out / "results.md").read_text()
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["pooled"]["n"] == 12  # 2 held-out subjects x 6 clips
+
+
+def test_resume_from_checkpoint_continues_epochs(train_cfg, tmp_path):
+    first = tmp_path / "first"
+    train(train_cfg("debug=limit", "trainer.max_epochs=1", out=first))
+    last = first / "folds/fold_00/checkpoints/last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+    second = tmp_path / "second"
+    train(train_cfg("debug=limit", "trainer.max_epochs=3", f"ckpt_path={last}", out=second))
+    resumed = torch.load(second / "folds/fold_00/checkpoints/last.ckpt", weights_only=True)
+    assert resumed["epoch"] == 2
+    logged = (second / "csv/fold_00/metrics.csv").read_text().splitlines()
+    epochs = {int(line.split(",")[0]) for line in logged[1:] if line.split(",")[0].isdigit()}
+    assert 0 not in epochs and epochs >= {1, 2}, "resumed run must continue after epoch 0, not restart"
+
+
+def test_same_seed_same_result(train_cfg, tmp_path):
+    a = train(train_cfg("debug=limit", out=tmp_path / "a"))
+    b = train(train_cfg("debug=limit", out=tmp_path / "b"))
+    assert a["metrics"] == b["metrics"]
+    pa = (tmp_path / "a/predictions.csv").read_text()
+    assert pa == (tmp_path / "b/predictions.csv").read_text()
+
+
+def test_eval_reproduces_test_metrics(train_cfg, tmp_path, tiny_root):
+    results = train(train_cfg("debug=limit"))
+    ckpt = tmp_path / "run/folds/fold_00/checkpoints/best.ckpt"
+    out = tmp_path / "eval"
+    proc = run_cli("mer_lightning.eval", f"ckpt_path={ckpt}", f"hydra.run.dir={out}", "extras.print_config=false",
+                   "trainer.accelerator=cpu")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    evaluated = json.loads((out / "results.json").read_text())
+    for key in ("test/acc", "test/uf1", "test/uar"):
+        assert evaluated["metrics"][key] == pytest.approx(results["metrics"][key], abs=1e-9)
+    assert (out / "predictions.csv").read_text() == (tmp_path / "run/predictions.csv").read_text()
+
+
+def test_ddp_sim_two_processes(tmp_path, tiny_root):
+    out = tmp_path / "ddp"
+    proc = run_cli("mer_lightning.train", *TINY, f"data.root={tiny_root}", "trainer=ddp_sim", "debug=limit",
+                   "trainer.max_epochs=1", f"hydra.run.dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = json.loads((out / "results.json").read_text())
+    predictions = (out / "predictions.csv").read_text().splitlines()[1:]
+    ids = [line.split(",")[0] for line in predictions]
+    assert len(ids) == len(set(ids)) == saved["pooled"]["n"] == 12
+    assert "world_size: 2" in proc.stderr + proc.stdout or "distributed_backend=gloo" in proc.stderr + proc.stdout
+
+
+def test_multirun_over_models_makes_two_runs(tmp_path, tiny_root):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("mer_lightning.train", "-m", "model=cnn,cnn_bilstm", *TINY, f"data.root={tiny_root}",
+                   "debug=fast_dev_run", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.parent.name for p in sweep.glob("*/results.json"))
+    assert runs == ["0", "1"]
+    models = {json.loads((sweep / r / "results.json").read_text())["title"].split("/ ")[-1] for r in runs}
+    assert models == {"cnn", "cnn_bilstm"}
