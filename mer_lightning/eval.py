@@ -53,7 +53,6 @@ def _parse(value: str):
         return value
 
 
-@exit_on_user_error
 def evaluate(cfg: DictConfig) -> dict:
     out_dir = start_run(cfg)
     meta = checkpoint_meta(cfg.ckpt_path)
@@ -84,7 +83,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval.yaml")
 def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
+    exit_on_user_error(evaluate)(cfg)
 
 
 if __name__ == "__main__":

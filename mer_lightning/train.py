@@ -20,8 +20,8 @@ from mer_lightning.utils.run import start_run
 register_resolvers()
 
 
-@exit_on_user_error
 def train(cfg: DictConfig) -> dict:
+    """Run the configured protocol; raises MERError on bad input (tests call this directly)."""
     start_run(cfg)
     datamodule = hydra.utils.instantiate(cfg.data)
     return run_protocol(cfg, datamodule)
@@ -29,7 +29,7 @@ def train(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
-    results = train(cfg)
+    results = exit_on_user_error(train)(cfg)
     metric = cfg.get("optimized_metric")
     return results["metrics"].get(metric) if metric else None
 

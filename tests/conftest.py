@@ -27,7 +27,7 @@ register_resolvers()
 
 # a small synthetic dataset: 6 subjects x 3 classes x 2 clips, 32 px frames
 TINY = ["data.spec.subjects=6", "data.spec.clips_per_class=2", "data.image_size=32", "model.num_frames=4",
-        "extras.print_config=false", "trainer.accelerator=cpu", "protocol.test_subjects=2",
+        "extras.print_config=false", "trainer.accelerator=cpu", "++protocol.test_subjects=2",
         "protocol.val_subjects=1", "data.batch_size=4"]
 
 

@@ -1,8 +1,9 @@
 """Accuracy, UF1 (macro F1), UAR (macro recall) and the confusion matrix, from torchmetrics.
 
-UF1 and UAR are means over *all* classes of the scheme; a class with no test samples and no
-predictions counts as 0 (torchmetrics' zero_division=0), which matches scikit-learn when every
-class occurs in the pooled predictions, as in any full protocol.
+UF1 and UAR are means over the classes that occur in the targets or the predictions; a class
+absent from both is left out of the mean, exactly as scikit-learn's `average="macro"` does (the
+tests cross-check every figure against scikit-learn). Pooled over a whole protocol every class of
+the scheme occurs, so the mean is over all of them.
 """
 
 from __future__ import annotations

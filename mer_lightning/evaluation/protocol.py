@@ -93,7 +93,8 @@ def train_fold(cfg: DictConfig, dm: MERDataModule, fold: Fold, fold_dir: Path, c
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     if cfg.get("train", True):
         trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    selector = trainer.checkpoint_callback
+    best = selector.best_model_path if selector is not None and selector.monitor else ""
     test_ckpt = best or (None if cfg.get("train", True) else ckpt_path)
     trainer.test(model, datamodule=dm, ckpt_path=test_ckpt, verbose=False)
     selection = f"best {trainer.checkpoint_callback.monitor} checkpoint ({Path(best).name})" if best else "last epoch"
@@ -206,6 +207,7 @@ def pooled_results(cfg: DictConfig, dm: MERDataModule, frames: list[pd.DataFrame
         metrics[f"fold_mean/{k}"] = mean[k]
         metrics[f"fold_std/{k}"] = std[k]
     return {
+        **{f"protocol/{k}": pooled[k] for k in ("acc", "uf1", "uar")},
         "title": f"{cfg.task_name}: {cfg.data.get('name', '')} / {cfg.model.get('name', '')}",
         "metrics": metrics,
         "pooled": pooled,

@@ -1,0 +1,1 @@
+"""Datasets: readers, label schemes, subject splits, frame selection and DataModules."""

@@ -1,0 +1,75 @@
+"""Label schemes: a dataset's emotion strings -> the classes of an experiment.
+
+A scheme is a list of class names and, per class, the emotion strings that map to it (matched
+case-insensitively, so SAMM's `Other` and CASME II's `others` are both understood). Samples whose
+emotion is outside the scheme are dropped and counted, never silently relabelled.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from mer_lightning.data.samples import SampleTable
+from mer_lightning.utils.errors import MERError
+
+log = logging.getLogger(__name__)
+
+SCHEMES: dict[str, dict[str, list[str]]] = {
+    # CASME II 5-class (246-247 clips)
+    "casme2_5": {
+        "happiness": ["happiness"], "disgust": ["disgust"], "repression": ["repression"],
+        "surprise": ["surprise"], "others": ["others", "other"],
+    },
+    # SAMM 5-class (136 clips)
+    "samm_5": {
+        "anger": ["anger"], "contempt": ["contempt"], "happiness": ["happiness"],
+        "surprise": ["surprise"], "other": ["other", "others"],
+    },
+    # MEGC 2019 composite, 3 classes
+    "megc_3": {
+        "negative": ["negative", "anger", "contempt", "disgust", "fear", "sadness", "repression"],
+        "positive": ["positive", "happiness"],
+        "surprise": ["surprise"],
+    },
+    # FER-2013, canonical CSV order 0..6
+    "fer_7": {
+        "angry": ["angry", "anger"], "disgust": ["disgust"], "fear": ["fear"], "happy": ["happy", "happiness"],
+        "sad": ["sad", "sadness"], "surprise": ["surprise"], "neutral": ["neutral"],
+    },
+}
+ALL = "all"
+
+
+def apply_scheme(table: SampleTable, scheme: str | list[str]) -> SampleTable:
+    """Assign `label` to each sample by `scheme`; drop and count samples outside it.
+
+    `scheme` is a name from SCHEMES, `all` (one class per emotion present, sorted), or an explicit
+    list of emotion names (each its own class).
+    """
+    if isinstance(scheme, str) and scheme == ALL:
+        mapping = {e: [e] for e in sorted({s.emotion.lower() for s in table})}
+    elif isinstance(scheme, str):
+        if scheme not in SCHEMES:
+            raise MERError(f"unknown label scheme data.classes={scheme}; known: {sorted(SCHEMES) + [ALL]}, "
+                           "or a list of emotion names")
+        mapping = SCHEMES[scheme]
+    else:
+        mapping = {str(e).lower(): [str(e).lower()] for e in scheme}
+    classes = list(mapping)
+    lookup = {alias.lower(): i for i, name in enumerate(classes) for alias in mapping[name]}
+    kept, dropped = [], Counter()
+    for sample in table:
+        label = lookup.get(sample.emotion.lower())
+        if label is None:
+            dropped[sample.emotion] += 1
+        else:
+            kept.append(sample.with_(label=label))
+    out = SampleTable(kept, classes, list(table.skipped), dict(table.notes))
+    if dropped:
+        out.notes["outside_scheme"] = sum(dropped.values())
+        log.info("Dropped %d sample(s) outside the label scheme: %s", sum(dropped.values()), dict(dropped))
+    for name, n in out.class_counts().items():
+        if n == 0:
+            log.warning("Class '%s' has no samples after filtering: its F1/recall count as 0 in UF1/UAR", name)
+    return out

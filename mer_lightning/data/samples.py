@@ -1,0 +1,111 @@
+"""The Sample record and the SampleTable: one row per clip (or image) of a dataset.
+
+Readers turn a dataset's own files into a SampleTable; everything downstream (labels, splits,
+preprocessing, DataModules, reports) works on these records and never on raw layouts.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One clip (or one still image, where `frames` has a single entry or `image` is set).
+
+    `frames` are the clip's frame files in temporal order, `frame_numbers` their absolute
+    numbers as written in the file names; `onset`, `apex` and `offset` are absolute frame
+    numbers as annotated. `subject` is unique within the table (composite tables prefix it
+    with the source dataset). `label` is the class index once a label scheme is applied.
+    """
+
+    dataset: str
+    subject: str
+    clip: str
+    emotion: str
+    frames: tuple[Path, ...] = ()
+    frame_numbers: tuple[int, ...] = ()
+    onset: int = 0
+    apex: int = 0
+    offset: int = 0
+    label: int = -1
+    source: str = ""
+    split: str = ""
+    image: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def id(self) -> str:
+        """A stable identifier: `<dataset>/<subject>/<clip>`."""
+        return f"{self.dataset}/{self.subject}/{self.clip}"
+
+    @property
+    def origin(self) -> str:
+        """The dataset the clip came from (differs from `dataset` in composites)."""
+        return self.source or self.dataset
+
+    def with_(self, **changes) -> "Sample":
+        return replace(self, **changes)
+
+
+@dataclass
+class Skip:
+    """A sample left out, and why (reported in summaries, never silent)."""
+
+    sample: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"sample": self.sample, "reason": self.reason}
+
+
+@dataclass
+class SampleTable:
+    """The samples of one dataset plus everything that was skipped or dropped on the way."""
+
+    samples: list[Sample]
+    classes: list[str] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    notes: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.samples[i]
+
+    @property
+    def subjects(self) -> list[str]:
+        return sorted({s.subject for s in self.samples})
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], dtype=np.int64)
+
+    def class_counts(self) -> dict[str, int]:
+        """Samples per class name (every class listed, empty ones with 0)."""
+        counts = Counter(s.label for s in self.samples)
+        if self.classes:
+            return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
+        return dict(Counter(s.emotion for s in self.samples))
+
+    def subset(self, keep: Iterable[int]) -> "SampleTable":
+        """A table with the samples at the given positions (classes and notes kept)."""
+        return SampleTable([self.samples[i] for i in keep], list(self.classes), [], dict(self.notes))
+
+    def where_subjects(self, subjects: Iterable[str]) -> list[int]:
+        wanted = set(subjects)
+        return [i for i, s in enumerate(self.samples) if s.subject in wanted]
+
+    def skip(self, sample: str, reason: str) -> None:
+        self.skipped.append(Skip(sample, reason))
+
+    def count(self, note: str, n: int = 1) -> None:
+        self.notes[note] = self.notes.get(note, 0) + n

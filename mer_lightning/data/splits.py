@@ -1,0 +1,147 @@
+"""Subject-independent folds, and the leak guard that every fold passes before it trains.
+
+A fold is train / val / test index lists over a SampleTable, identified by its held-out test
+subjects. The validation part is always carved out of the fold's *training* subjects, so model
+selection (early stopping, best checkpoint) never sees the test subject.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mer_lightning.data.samples import SampleTable
+from mer_lightning.utils.errors import LeakError, MERError
+
+
+@dataclass
+class Fold:
+    index: int
+    train: list[int]
+    val: list[int]
+    test: list[int]
+    test_subjects: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        shown = ",".join(self.test_subjects[:3]) + ("..." if len(self.test_subjects) > 3 else "")
+        return f"fold {self.index} (test: {shown})"
+
+
+def _pick_val(subjects: list[str], val_subjects, rng: np.random.Generator) -> list[str]:
+    """Validation subjects from the training subjects: a count, a fraction or an explicit list."""
+    if val_subjects is None or val_subjects == 0:
+        return []
+    if isinstance(val_subjects, (list, tuple)) or hasattr(val_subjects, "__iter__") and not isinstance(val_subjects, str):
+        wanted = [str(s) for s in val_subjects]
+        return [s for s in subjects if s in wanted]
+    value = float(val_subjects)
+    n = int(value) if value >= 1 else max(1, int(round(value * len(subjects))))
+    if n >= len(subjects):
+        raise MERError(f"protocol.val_subjects={val_subjects} leaves no training subject (only {len(subjects)} available)")
+    return sorted(rng.permutation(subjects)[:n].tolist())
+
+
+def _fold(table: SampleTable, index: int, test_subjects: list[str], train_pool: list[str],
+          val_subjects, seed: int) -> Fold:
+    rng = np.random.default_rng(seed + index)
+    val = _pick_val(sorted(set(train_pool) - set(test_subjects)), val_subjects, rng)
+    train = sorted(set(train_pool) - set(test_subjects) - set(val))
+    return Fold(index, table.where_subjects(train), table.where_subjects(val),
+                table.where_subjects(test_subjects), sorted(str(s) for s in test_subjects))
+
+
+def loso(table: SampleTable, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]:
+    """Leave one subject out: one fold per subject."""
+    subjects = table.subjects
+    if len(subjects) < 3:
+        raise MERError(f"LOSO needs at least 3 subjects; the table has {len(subjects)}")
+    return [_fold(table, i, [s], subjects, val_subjects, seed) for i, s in enumerate(subjects)]
+
+
+def subject_kfold(table: SampleTable, k: int = 5, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]:
+    """k folds of whole subjects, stratified by class where the subjects allow it."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    subjects = table.subjects
+    if not 2 <= k <= len(subjects):
+        raise MERError(f"protocol.k={k} must be between 2 and the number of subjects ({len(subjects)})")
+    groups = np.array([s.subject for s in table])
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    folds = []
+    for i, (_, test_idx) in enumerate(splitter.split(np.zeros(len(table)), table.labels, groups)):
+        folds.append(_fold(table, i, sorted(set(groups[test_idx])), subjects, val_subjects, seed))
+    return folds
+
+
+def holdout(table: SampleTable, test_subjects=0.2, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]:
+    """One fixed split. Tables with official parts (FER-2013's Usage) use them; others split by subject."""
+    splits = {s.split for s in table}
+    if splits >= {"train", "test"}:
+        part = {name: [i for i, s in enumerate(table) if s.split == name] for name in ("train", "val", "test")}
+        return [Fold(0, part["train"], part["val"], part["test"], ["<official test split>"])]
+    subjects = table.subjects
+    rng = np.random.default_rng(seed)
+    test = _pick_val(subjects, test_subjects, rng)
+    if not test:
+        raise MERError("protocol.test_subjects must select at least one subject")
+    return [_fold(table, 0, test, subjects, val_subjects, seed)]
+
+
+def cross_dataset(table: SampleTable, train_on: str, test_on: str, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]:
+    """Train on one source dataset, test on another (e.g. CASME II -> SAMM)."""
+    origins = {s.origin for s in table}
+    for name in (train_on, test_on):
+        if name not in origins:
+            raise MERError(f"cross_dataset: source '{name}' is not in the data (sources: {sorted(origins)}); "
+                           "use data=composite to load several datasets")
+    source = sorted({s.subject for s in table if s.origin == train_on})
+    target = sorted({s.subject for s in table if s.origin == test_on})
+    return [_fold(table, 0, target, source, val_subjects, seed)]
+
+
+PROTOCOLS = {"loso": loso, "subject_kfold": subject_kfold, "holdout": holdout, "cross_dataset": cross_dataset}
+
+
+def make_folds(table: SampleTable, name: str, **options) -> list[Fold]:
+    if name not in PROTOCOLS:
+        raise MERError(f"unknown protocol '{name}'; known: {sorted(PROTOCOLS)}")
+    folds = PROTOCOLS[name](table, **options)
+    for fold in folds:
+        check_fold(table, fold)
+    if name in ("loso", "subject_kfold"):
+        check_covers(table, folds)
+    return folds
+
+
+def check_fold(table: SampleTable, fold: Fold) -> None:
+    """The leak guard: no sample, clip or subject on two sides of a fold. Raises LeakError."""
+    parts = {"train": fold.train, "val": fold.val, "test": fold.test}
+    if not fold.train or not fold.test:
+        raise LeakError(f"{fold.name}: empty train or test part")
+    names = list(parts)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            for what, key in (("sample", lambda s: id(s)), ("clip", lambda s: s.id), ("subject", lambda s: s.subject)):
+                left = {key(table[j]) for j in parts[a]}
+                right = {key(table[j]) for j in parts[b]}
+                both = left & right
+                if both and not (what == "subject" and _official_split(table, parts[a] + parts[b])):
+                    shown = sorted(map(str, both))[:5]
+                    raise LeakError(f"{fold.name}: {len(both)} {what}(s) in both {a} and {b}, e.g. {shown}. "
+                                    "A result from this split could not be trusted; the run stops here.")
+
+
+def _official_split(table: SampleTable, indices: list[int]) -> bool:
+    """FER-2013 has no subjects: its official parts are the only split it offers."""
+    return all(table[i].subject == "" for i in indices)
+
+
+def check_covers(table: SampleTable, folds: list[Fold]) -> None:
+    """Over a LOSO / k-fold protocol every sample is tested exactly once."""
+    tested = Counter(i for fold in folds for i in fold.test)
+    wrong = [table[i].id for i in range(len(table)) if tested.get(i, 0) != 1]
+    if wrong:
+        raise LeakError(f"{len(wrong)} sample(s) are not tested exactly once over the folds, e.g. {wrong[:5]}")
