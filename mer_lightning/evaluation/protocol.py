@@ -77,7 +77,7 @@ def fold_frame(dm: MERDataModule, fold: Fold, predictions: dict) -> pd.DataFrame
 
 
 def train_fold(cfg: DictConfig, dm: MERDataModule, fold: Fold, fold_dir: Path, ckpt_path: str | None):
-    """Train and test one fold; returns (predictions frame, selection note)."""
+    """Train and test one fold; returns (predictions frame, how the model was selected, is rank zero)."""
     pl.seed_everything(cfg.seed + fold.index, workers=True)
     dm.set_fold(fold)
     model = hydra.utils.instantiate(cfg.model, num_classes=dm.num_classes, class_names=dm.class_names,
@@ -228,6 +228,16 @@ def write_report(out_dir: Path, results: dict, predictions: pd.DataFrame, classe
     confusion_png(out_dir / "confusion_matrix.png", results["pooled"]["confusion"], classes, "pooled")
 
 
+def results_frame(results: dict) -> pd.DataFrame:
+    """The results table: one row per fold, then the pooled row and the fold mean."""
+    rows = [{"fold": str(f["index"]), "test_subjects": " ".join(f["test_subjects"]), "n": f["metrics"]["n"],
+             **{k: f["metrics"][k] for k in ("acc", "uf1", "uar")}} for f in results["folds"]]
+    rows.append({"fold": "pooled", "test_subjects": "all", "n": results["pooled"]["n"],
+                 **{k: results["pooled"][k] for k in ("acc", "uf1", "uar")}})
+    rows.append({"fold": "mean over folds", "test_subjects": "", "n": results["pooled"]["n"], **results["fold_mean"]})
+    return pd.DataFrame(rows)
+
+
 def log_summary(cfg: DictConfig, results: dict) -> None:
     """Pooled and per-fold figures to the loggers, as one summary run (`fold/<k>/...`, `protocol/...`)."""
     group = cfg.get("experiment_name") or cfg.task_name
@@ -246,6 +256,7 @@ def log_summary(cfg: DictConfig, results: dict) -> None:
 
             out_dir = Path(cfg.paths.output_dir)
             lg.experiment.log({"confusion_matrix": wandb.Image(str(out_dir / "confusion_matrix.png")),
-                               "results": wandb.Table(dataframe=pd.read_csv(out_dir / "predictions.csv"))})
+                               "results": wandb.Table(dataframe=results_frame(results)),
+                               "predictions": wandb.Table(dataframe=pd.read_csv(out_dir / "predictions.csv"))})
         lg.finalize("success")
     _finish_wandb(loggers)
