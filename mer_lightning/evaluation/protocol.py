@@ -10,6 +10,7 @@ in fold 9 keeps folds 1-8.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import hydra
@@ -127,6 +128,7 @@ def _finish_wandb(loggers) -> None:
 
 def run_protocol(cfg: DictConfig, dm: MERDataModule) -> dict:
     """Train/test every selected fold (resuming finished ones) and write the pooled report."""
+    started = time.time()
     out_dir = Path(cfg.paths.output_dir)
     table = dm.prepare()
     folds = build_folds(cfg, table)
@@ -167,6 +169,7 @@ def run_protocol(cfg: DictConfig, dm: MERDataModule) -> dict:
         fold_results.append({"index": fold.index, "test_subjects": fold.test_subjects, "selection": selection,
                              "metrics": summarize(frame.y_true, frame.y_pred, dm.num_classes)})
     results = pooled_results(cfg, dm, frames, fold_results)
+    results["elapsed_s"] = time.time() - started
     if is_zero:
         write_report(out_dir, results, pd.concat(frames, ignore_index=True), dm.class_names)
         log_summary(cfg, results)

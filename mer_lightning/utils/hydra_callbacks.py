@@ -34,3 +34,16 @@ class OutputDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _fail_unless_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+
+
+class SweepReport(Callback):
+    """At the end of a multirun, collect every job's results into sweep.csv / sweep.md / sweep.png."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from mer_lightning.report import write_sweep_report
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir():
+            frame = write_sweep_report(sweep_dir)
+            failed = int((frame.status != "ok").sum())
+            print(f"Sweep report: {sweep_dir / 'sweep.md'} ({len(frame)} jobs, {failed} failed)", flush=True)

@@ -2,6 +2,7 @@
 
 - `${project_root:}`      the folder holding `conf/` (the repository root).
 - `${wandb_offline:}`     true when W&B has no API key and no WANDB_MODE: log offline, never block.
+- `${gpu_for_job:}`       the GPU of this job in a multirun (job number modulo visible GPUs).
 """
 
 from __future__ import annotations
@@ -32,8 +33,29 @@ def wandb_offline() -> bool:
     return not wandb_has_credentials()
 
 
+def gpu_for_job() -> list[int] | int:
+    """The GPU a job should use: in a multirun, job number modulo the visible GPUs.
+
+    Parallel jobs (joblib launcher) then spread over the GPUs instead of all taking GPU 0;
+    CUDA_VISIBLE_DEVICES narrows the set as usual. Without CUDA: 1 (Lightning's "one device").
+    """
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    count = torch.cuda.device_count()
+    if count == 0:
+        return 1
+    job = 0
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        job = int(HydraConfig.get().job.num)
+    return [job % count]
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("project_root"):
         OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT))
     if not OmegaConf.has_resolver("wandb_offline"):
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
+    if not OmegaConf.has_resolver("gpu_for_job"):
+        OmegaConf.register_new_resolver("gpu_for_job", gpu_for_job)

@@ -1,0 +1,103 @@
+"""Collect a multirun's jobs into one comparison: `python -m mer_lightning.report <multirun dir>`.
+
+Reads every job's `results.json` (and `.hydra/overrides.yaml`) under the sweep directory and writes
+`sweep.csv`, `sweep.md` and `sweep.png` there: one row per job with its overrides, pooled UF1 / UAR /
+accuracy and run time, best first; failed jobs are listed with their error. It also runs by itself
+at the end of every multirun (a Hydra callback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from mer_lightning.evaluation.report import write_csv
+
+HIDDEN = ("hydra.", "paths.", "extras.")
+
+
+def job_row(job_dir: Path) -> dict | None:
+    results_path, overrides_path = job_dir / "results.json", job_dir / ".hydra" / "overrides.yaml"
+    if not overrides_path.is_file():
+        return None
+    overrides = [o for o in yaml.safe_load(overrides_path.read_text()) or [] if not o.lstrip("+~").startswith(HIDDEN)]
+    row = {"job": job_dir.name, "overrides": " ".join(overrides)}
+    if not results_path.is_file():
+        return {**row, "status": "failed", "error": "no results.json (the job did not finish)"}
+    results = json.loads(results_path.read_text())
+    if results.get("status") == "failed":
+        return {**row, "status": "failed", "error": results.get("error", "")}
+    metrics = results.get("metrics", {})
+    return {**row, "status": "ok", "uf1": metrics.get("protocol/uf1"), "uar": metrics.get("protocol/uar"),
+            "acc": metrics.get("protocol/acc"), "folds": len(results.get("folds", [])),
+            "time_s": results.get("elapsed_s"), "error": ""}
+
+
+def collect(sweep_dir: Path) -> pd.DataFrame:
+    rows = [r for d in sorted(Path(sweep_dir).iterdir(), key=lambda p: (len(p.name), p.name)) if d.is_dir()
+            for r in [job_row(d)] if r is not None]
+    columns = ["job", "status", "overrides", "uf1", "uar", "acc", "folds", "time_s", "error"]
+    frame = pd.DataFrame(rows).reindex(columns=columns)
+    frame["_ok"] = frame.status == "ok"
+    frame = frame.sort_values(["_ok", "uf1"], ascending=[False, False], na_position="last").drop(columns="_ok")
+    return frame.reset_index(drop=True)
+
+
+def sweep_markdown(frame: pd.DataFrame) -> str:
+    lines = ["# Sweep", "", "Pooled protocol figures per job (best UF1 first).", "",
+             "| rank | job | overrides | UF1 | UAR | acc | folds | time (s) | status |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v, spec=".4f": "" if pd.isna(v) else format(v, spec)  # noqa: E731
+    for rank, row in enumerate(frame.itertuples(index=False), start=1):
+        status = row.status if row.status == "ok" else f"failed: {str(row.error)[:120]}"
+        lines.append(f"| {rank} | {row.job} | `{row.overrides}` | {fmt(row.uf1)} | {fmt(row.uar)} | {fmt(row.acc)} | "
+                     f"{fmt(row.folds, '.0f')} | {fmt(row.time_s, '.1f')} | {status} |")
+    return "\n".join(lines) + "\n"
+
+
+def sweep_plot(frame: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = frame[frame.status == "ok"].iloc[::-1]
+    fig, ax = plt.subplots(figsize=(8, 1 + 0.45 * max(len(ok), 1)))
+    labels = [f"#{j} {o}"[:70] for j, o in zip(ok.job, ok.overrides)]
+    ax.barh(range(len(ok)), ok.uf1, color="tab:blue", label="UF1")
+    ax.scatter(ok.uar, range(len(ok)), color="tab:orange", zorder=3, label="UAR")
+    ax.set_yticks(range(len(ok)), labels, fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("pooled over folds")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_sweep_report(sweep_dir: str | Path) -> pd.DataFrame:
+    sweep_dir = Path(sweep_dir)
+    frame = collect(sweep_dir)
+    write_csv(sweep_dir / "sweep.csv", frame)
+    (sweep_dir / "sweep.md").write_text(sweep_markdown(frame))
+    sweep_plot(frame, sweep_dir / "sweep.png")
+    return frame
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="a multirun directory (outputs/train/multiruns/<date>_<time>)")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        parser.exit(2, f"error: {args.sweep_dir} is not a directory\n")
+    frame = write_sweep_report(args.sweep_dir)
+    print(sweep_markdown(frame))
+    print(f"wrote {args.sweep_dir / 'sweep.csv'}, sweep.md and sweep.png")
+
+
+if __name__ == "__main__":
+    main()

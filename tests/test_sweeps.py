@@ -1,0 +1,54 @@
+"""Multiruns: one report over the jobs, failures recorded without stopping the sweep, launchers compose."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from mer_lightning.report import main as report_main
+from tests.conftest import TINY, compose_cfg, run_cli
+
+
+def test_failing_job_does_not_stop_the_sweep_and_report_lists_it(tmp_path, tiny_root):
+    sweep = tmp_path / "sweep"
+    # the second job asks for a fold that does not exist: it fails, the others go on
+    proc = run_cli("mer_lightning.train", "-m", *TINY, f"data.root={tiny_root}", "debug=limit",
+                   "trainer.max_epochs=1", "protocol=loso", "protocol.val_subjects=1",
+                   "protocol.folds=[0],[99],[1]", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(sweep / "sweep.csv")
+    assert sorted(table.job) == [0, 1, 2]
+    failed = table[table.status == "failed"]
+    assert list(failed.job) == [1] and "no fold(s) [99]" in failed.error.iloc[0]
+    ok = table[table.status == "ok"]
+    assert list(ok.uf1) == sorted(ok.uf1, reverse=True), "best first"
+    assert table.status.iloc[-1] == "failed", "failed jobs come last"
+    assert (sweep / "sweep.md").read_text().count("| ") > 10 and (sweep / "sweep.png").stat().st_size > 1000
+    for job in (0, 2):
+        results = json.loads((sweep / str(job) / "results.json").read_text())
+        assert results["elapsed_s"] > 0
+
+
+def test_report_command_on_a_sweep_dir(tmp_path, tiny_root, capsys):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("mer_lightning.train", "-m", "model=cnn,cnn_bilstm", *TINY, f"data.root={tiny_root}",
+                   "debug=fast_dev_run", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (sweep / "sweep.csv").unlink()
+    report_main([str(sweep)])
+    table = pd.read_csv(sweep / "sweep.csv")
+    assert set(table.overrides.str.extract(r"model=(\w+)")[0]) == {"cnn", "cnn_bilstm"}
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local", "submitit_slurm"])
+def test_launchers_compose(tmp_path, launcher):
+    cfg = compose_cfg("train.yaml", tmp_path, [f"hydra/launcher={launcher}"])
+    assert cfg.hydra.launcher._target_.rsplit(".", 1)[-1] in {
+        "BasicLauncher", "JoblibLauncher", "LocalLauncher", "SlurmLauncher"}
+
+
+def test_optuna_search_composes(tmp_path):
+    cfg = compose_cfg("train.yaml", tmp_path, ["hparams_search=optuna"])
+    assert cfg.optimized_metric == "protocol/uf1"
+    assert cfg.hydra.sweeper.direction == "maximize" and "model.optimizer.lr" in cfg.hydra.sweeper.params
