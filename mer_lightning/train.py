@@ -21,6 +21,7 @@ from omegaconf import DictConfig, open_dict
 
 from mer_lightning.evaluation.protocol import run_protocol
 from mer_lightning.evaluation.report import write_json
+from mer_lightning.utils.ddp import end_job_processes
 from mer_lightning.utils.errors import exit_on_user_error
 from mer_lightning.utils.resolvers import register_resolvers
 from mer_lightning.utils.run import start_run
@@ -59,6 +60,8 @@ def run_sweep_job(cfg: DictConfig) -> float | None:
         write_json(Path(cfg.paths.output_dir) / "results.json",
                    {"status": "failed", "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
         return math.nan
+    finally:
+        end_job_processes()
     metric = cfg.get("optimized_metric")
     return results["metrics"].get(metric) if metric else None
 

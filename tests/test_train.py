@@ -68,16 +68,30 @@ def test_eval_reproduces_test_metrics(train_cfg, tmp_path, tiny_root):
     assert (out / "predictions.csv").read_text() == (tmp_path / "run/predictions.csv").read_text()
 
 
-def test_ddp_sim_two_processes(tmp_path, tiny_root):
-    out = tmp_path / "ddp"
-    proc = run_cli("mer_lightning.train", *TINY, f"data.root={tiny_root}", "trainer=ddp_sim", "debug=limit",
-                   "trainer.max_epochs=1", f"hydra.run.dir={out}")
+def test_ddp_sim_two_processes_predict_each_sample_once(tmp_path, tiny_root):
+    common = [*TINY, f"data.root={tiny_root}", "debug=limit", "trainer.max_epochs=1"]
+    single, ddp = tmp_path / "single", tmp_path / "ddp"
+    assert run_cli("mer_lightning.train", *common, f"hydra.run.dir={single}").returncode == 0
+    proc = run_cli("mer_lightning.train", *common, "trainer=ddp_sim", f"hydra.run.dir={ddp}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    saved = json.loads((out / "results.json").read_text())
-    predictions = (out / "predictions.csv").read_text().splitlines()[1:]
-    ids = [line.split(",")[0] for line in predictions]
-    assert len(ids) == len(set(ids)) == saved["pooled"]["n"] == 12
-    assert "world_size: 2" in proc.stderr + proc.stdout or "distributed_backend=gloo" in proc.stderr + proc.stdout
+    assert "distributed_backend=gloo" in proc.stderr + proc.stdout
+    ids = lambda out: [line.split(",")[0] for line in (out / "predictions.csv").read_text().splitlines()[1:]]  # noqa: E731
+    assert len(ids(ddp)) == len(set(ids(ddp))) == json.loads((ddp / "results.json").read_text())["pooled"]["n"]
+    assert sorted(ids(ddp)) == sorted(ids(single))
+
+
+def test_ddp_inside_a_multirun_runs_each_job_once(tmp_path, tiny_root):
+    sweep, logs = tmp_path / "sweep", tmp_path / "logs"
+    proc = run_cli("mer_lightning.train", "-m", "model=cnn,cnn_bilstm", *TINY, f"data.root={tiny_root}",
+                   "trainer=ddp_sim", "debug=limit", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
+                   f"paths.log_dir={logs}", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.parent.name for p in sweep.glob("*/results.json")) == ["0", "1"]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")) == ["0", "1"]
+    assert not logs.exists(), "no rank re-ran the sweep into a directory of its own"
+    for job in ("0", "1"):
+        results = json.loads((sweep / job / "results.json").read_text())
+        assert results["pooled"]["n"] == 12 and "status" not in results
 
 
 def test_multirun_over_models_makes_two_runs(tmp_path, tiny_root):
