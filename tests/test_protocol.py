@@ -127,3 +127,40 @@ def test_a_forced_leak_stops_the_run(train_cfg, tmp_path, monkeypatch):
 def test_cross_dataset_needs_both_sources(train_cfg):
     with pytest.raises(MERError, match="source 'casme2' is not in the data"):
         train(train_cfg("protocol=cross_dataset", *FAST))
+
+
+def test_sigterm_saves_and_the_same_command_resumes(tmp_path, tiny_root):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT, TINY
+
+    out = tmp_path / "preempted"
+    command = [sys.executable, "-m", "mer_lightning.train", *TINY, f"data.root={tiny_root}", "protocol=loso",
+               "protocol.folds=[0,1]", "protocol.val_subjects=1", "trainer.max_epochs=40",
+               "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", f"hydra.run.dir={out}"]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (out / "folds/fold_01/checkpoints/last.ckpt").exists():
+        assert proc.poll() is None and time.time() < deadline, "fold 1 never started"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert (out / "folds/fold_00/predictions.csv").is_file(), "the finished fold stays on disk"
+    assert not (out / "folds/fold_01/predictions.csv").exists() and not (out / "results.json").exists()
+    preempted = torch_epoch(out / "folds/fold_01/checkpoints/last.ckpt")
+
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    said = again.stdout + again.stderr
+    assert "already finished, skipped" in said and "Resuming fold 1" in said
+    assert torch_epoch(out / "folds/fold_01/checkpoints/last.ckpt") == 39 > preempted
+    assert len(pd.read_csv(out / "predictions.csv")) == 12
+
+
+def torch_epoch(path):
+    import torch
+
+    return torch.load(path, weights_only=True)["epoch"]

@@ -150,6 +150,10 @@ def run_protocol(cfg: DictConfig, dm: MERDataModule) -> dict:
             log.info("Training %s: %d train / %d val / %d test samples", fold.name, len(fold.train),
                      len(fold.val), len(fold.test))
             fold_dir.mkdir(parents=True, exist_ok=True)
+            interrupted = fold_dir / "checkpoints" / "last.ckpt"
+            if ckpt_path is None and cfg.protocol.get("resume", True) and interrupted.is_file():
+                log.info("Resuming %s from %s", fold.name, interrupted)
+                ckpt_path = str(interrupted)
             try:
                 frame, selection, is_zero = train_fold(cfg, dm, fold, fold_dir, ckpt_path)
             except (MERError, KeyboardInterrupt):
