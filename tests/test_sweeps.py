@@ -52,3 +52,17 @@ def test_optuna_search_composes(tmp_path):
     cfg = compose_cfg("train.yaml", tmp_path, ["hparams_search=optuna"])
     assert cfg.optimized_metric == "protocol/uf1"
     assert cfg.hydra.sweeper.direction == "maximize" and "model.optimizer.lr" in cfg.hydra.sweeper.params
+
+
+def test_optuna_optimises_the_returned_protocol_uf1(tmp_path, tiny_root):
+    import yaml
+
+    sweep = tmp_path / "optuna"
+    proc = run_cli("mer_lightning.train", "hparams_search=optuna", *TINY, f"data.root={tiny_root}",
+                   "debug=limit", "trainer.max_epochs=1", "hydra.sweeper.n_trials=2",
+                   "hydra.sweeper.sampler.n_startup_trials=2", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    jobs = [json.loads((sweep / j / "results.json").read_text())["metrics"]["protocol/uf1"] for j in ("0", "1")]
+    assert best["best_value"] == pytest.approx(max(jobs))
+    assert len(pd.read_csv(sweep / "sweep.csv")) == 2
