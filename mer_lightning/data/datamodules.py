@@ -17,35 +17,67 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mer_lightning.data.clips import BadFrame, frames_for, load_clip
+from mer_lightning.data.cache import CacheReport, ClipCache, Prepared, Preprocessing, input_channels
 from mer_lightning.data.labels import apply_scheme
 from mer_lightning.data.readers import READERS
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.data.splits import Fold
 from mer_lightning.data.synthetic import SyntheticSpec, ensure_synthetic
+from mer_lightning.data.transforms import clip_augment
 from mer_lightning.utils.errors import MERError
 
 log = logging.getLogger(__name__)
 
 
 class ClipDataset(Dataset):
-    """Clips already decoded to uint8 (N, T, C, H, W), served as normalised float tensors."""
+    """Preprocessed clips (N, T, C, H, W), served as normalised float tensors.
+
+    uint8 arrays (frames) are scaled by 1/255, float arrays (diff, flow: already in [0, 1]) are
+    used as they are; then `(x - mean) / std`. The array may be memory-mapped (the cache): in
+    DataLoader workers it is re-opened from its file instead of being copied into each worker.
+    """
 
     def __init__(self, clips: np.ndarray, labels: np.ndarray, indices: list[int], mean: float, std: float,
                  transform=None):
         self.clips, self.labels, self.indices = clips, labels, list(indices)
         self.mean, self.std, self.transform = mean, std, transform
+        self._rows = self._plain(clips)
+
+    @staticmethod
+    def _plain(clips):
+        """A plain ndarray view (np.memmap indexing costs Python-level overhead on every access)."""
+        return clips.view(np.ndarray) if isinstance(clips, np.memmap) else clips
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         index = self.indices[i]
-        clip = self.clips[index]
+        clip = self._rows[index]
         if self.transform is not None:
             clip = self.transform(clip)
-        x = (torch.from_numpy(np.ascontiguousarray(clip)).float() / 255.0 - self.mean) / self.std
+        # one copy, straight to float32 (also when the row is a read-only memory-mapped page); the
+        # in-place ops compute exactly what `(x / 255 - mean) / std` does
+        x = torch.from_numpy(np.array(clip, dtype=np.float32))
+        if clip.dtype == np.uint8:
+            x.div_(255.0)
+        x.sub_(self.mean).div_(self.std)
         return {"x": x, "y": int(self.labels[index]), "index": index}
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        clips = self.clips
+        if isinstance(clips, np.memmap) and getattr(clips, "filename", None):  # the cache's rows 0..N-1
+            state["clips"] = ("memmap", clips.filename, len(clips))
+        state.pop("_rows", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        clips = state["clips"]
+        if isinstance(clips, tuple) and clips and clips[0] == "memmap":
+            state["clips"] = np.load(clips[1], mmap_mode="r")[: clips[2]]
+        state["_rows"] = self._plain(state["clips"])
+        self.__dict__.update(state)
 
 
 class MERDataModule(pl.LightningDataModule):
@@ -60,7 +92,7 @@ class MERDataModule(pl.LightningDataModule):
         image_size: int = 64,
         num_frames: int = 8,
         frames: str = "uniform",
-        channels: int = 1,
+        channels: int | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -68,20 +100,41 @@ class MERDataModule(pl.LightningDataModule):
         std: float = 0.5,
         max_skipped_fraction: float = 0.1,
         reader: dict | None = None,
+        input: str = "frames",
+        face: str | None = "none",
+        flow: str = "farneback",
+        grayscale: bool | None = None,
+        cache_dir: str | None = None,
+        augment: Any = None,
         **_: Any,
     ):
         super().__init__()
         self.root = Path(str(root)).expanduser()
         self.classes_option = classes
-        self.image_size, self.frames, self.channels = image_size, frames, channels
-        self.num_frames = frames_for(frames, num_frames)
+        if grayscale is None:  # configs that only state `channels`: 3 means RGB frames
+            grayscale = channels != 3 or input == "flow"
+        expected = input_channels(input, grayscale)
+        if channels is not None and int(channels) != expected:
+            raise MERError(f"data.channels={channels} does not match data.input={input} with data.grayscale="
+                           f"{str(bool(grayscale)).lower()}, which gives {expected} channel(s) (flow: u, v, strain). "
+                           "Let the config derive it: `channels: ${input_channels:${data.input},${data.grayscale}}`.")
+        self.input, self.grayscale, self.channels = input, bool(grayscale), expected
+        self.image_size, self.frames = image_size, frames
+        self.preprocessing = Preprocessing(input=input, face=str(face or "none").lower(), frames=frames,
+                                           num_frames=num_frames, image_size=image_size,
+                                           channels=1 if self.grayscale else 3, flow=flow)
+        self.num_frames = self.preprocessing.time_steps
         self.requested_frames = num_frames
+        self.cache_dir = cache_dir
+        self.augment = augment
+        self.train_transform = clip_augment(augment, input)  # built now: a bad config fails early
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.mean, self.std = mean, std
         self.max_skipped_fraction = max_skipped_fraction
         self.reader_options = dict(reader or {})
         self.table: SampleTable | None = None
         self.clips: np.ndarray | None = None
+        self.cache_report: CacheReport | None = None
         self.fold: Fold | None = None
 
     # -- reading -----------------------------------------------------------------------------
@@ -92,27 +145,38 @@ class MERDataModule(pl.LightningDataModule):
         return apply_scheme(table, self.classes_option)
 
     def prepare(self) -> SampleTable:
-        """Read, label and decode every clip once; broken clips are skipped and reported."""
+        """Read and label the table, then get every clip's array from the cache (built on first use).
+
+        Samples that cannot be preprocessed (undecodable frame, no face) are removed from the
+        table and listed in `table.skipped` with the reason; `data.max_skipped_fraction` caps them.
+        """
         if self.table is not None:
             return self.table
         table = self.read()
-        clips, keep = [], []
-        for i, sample in enumerate(table):
-            try:
-                clips.append(load_clip(sample, self.frames, self.requested_frames, self.image_size, self.channels))
-                keep.append(i)
-            except BadFrame as err:
-                table.skip(sample.id, str(err))
-        self.table = SampleTable([table[i] for i in keep], table.classes, table.skipped, table.notes)
+        prepared = self.preprocessed(table)
+        self.cache_report = prepared.report
+        self.table = SampleTable([table[i] for i in prepared.kept], table.classes,
+                                 [*table.skipped, *prepared.skipped], table.notes)
         self._check_skipped()
         if not len(self.table):
             raise MERError(f"no usable samples in {self.root} for data.classes={self.classes_option}")
-        self.clips = np.stack(clips)
+        self.clips = prepared.clips
         for skip in self.table.skipped:
             log.warning("Skipped %s: %s", skip.sample, skip.reason)
+        for line in prepared.report.summary().splitlines()[:2]:  # where, what was done (skips: above)
+            log.info("%s", line.strip())
         log.info("%s: %d samples, %d subjects, classes %s", self.dataset, len(self.table),
                  len(self.table.subjects), self.table.class_counts())
         return self.table
+
+    def clip_cache(self) -> ClipCache:
+        """The cache of this dataset's preprocessed arrays (`cache_dir: null`: in memory)."""
+        name = (self.dataset or "data") + ("" if self.root.name in ("", self.dataset) else f"-{self.root.name}")
+        return ClipCache(self.cache_dir, self.preprocessing, self.root, dataset=name)
+
+    def preprocessed(self, table: SampleTable) -> Prepared:
+        """The arrays of the table's samples, from the cache or built (and cached) now."""
+        return self.clip_cache().get(table.samples)
 
     def _check_skipped(self) -> None:
         total = len(self.table) + len(self.table.skipped)
@@ -142,10 +206,11 @@ class MERDataModule(pl.LightningDataModule):
         weights = len(labels) / (self.num_classes * np.maximum(counts, 1))
         return torch.tensor(weights, dtype=torch.float32)
 
-    def _loader(self, indices: list[int], shuffle: bool) -> DataLoader:
+    def _loader(self, indices: list[int], shuffle: bool, augment: bool = False) -> DataLoader:
         if self.fold is None:
             raise RuntimeError("set_fold() must be called before asking for loaders")
-        data = ClipDataset(self.clips, self.table.labels, indices, self.mean, self.std)
+        transform = self.train_transform if augment else None  # val / test are never augmented
+        data = ClipDataset(self.clips, self.table.labels, indices, self.mean, self.std, transform=transform)
         return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
                           pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
 
@@ -153,7 +218,7 @@ class MERDataModule(pl.LightningDataModule):
         self.prepare()
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.fold.train, shuffle=True)
+        return self._loader(self.fold.train, shuffle=True, augment=True)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.fold.val, shuffle=False)

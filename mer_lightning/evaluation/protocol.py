@@ -83,6 +83,7 @@ def train_fold(cfg: DictConfig, dm: MERDataModule, fold: Fold, fold_dir: Path, c
     dm.set_fold(fold)
     model = hydra.utils.instantiate(cfg.model, num_classes=dm.num_classes, class_names=dm.class_names,
                                     _convert_="all")
+    model.check_input(dm.num_frames, dm.channels, dm.image_size)
     if cfg.model.get("class_weights") == "balanced":
         model.class_weights.copy_(dm.class_weights())
     group = cfg.get("experiment_name") or cfg.task_name

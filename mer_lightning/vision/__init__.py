@@ -1,0 +1,1 @@
+"""Image processing for preprocessing: face alignment (dlib, optional) and optical flow."""

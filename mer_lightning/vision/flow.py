@@ -1,0 +1,90 @@
+"""Motion inputs from the onset and apex frames: dense optical flow, optical strain, difference.
+
+- `dense_flow(onset, apex)`: per-pixel displacement (u, v) in pixels from the onset to the apex,
+  Farneback (default) or DIS, both from OpenCV's main build (TV-L1 lives in opencv-contrib's
+  `cv2.optflow`, which this project does not require).
+- `optical_strain(flow)`: sqrt(ux^2 + vy^2 + 0.5 (uy + vx)^2), the magnitude of the strain tensor
+  of the displacement field (ux = du/dx, ...): large where the skin stretches or compresses,
+  small under a rigid translation of the whole face.
+- `flow_input(onset, apex)`: the three channels (u, v, strain) as float32 (3, H, W), each channel
+  min-max normalised to [0, 1] per clip.
+- `diff_input(onset, apex)`: apex - onset mapped to [0, 1] (0.5 = no change).
+
+Normalisation choice: min-max per clip and per channel (what STSTNet / Off-ApexNet style code
+does) makes every clip use the full range whatever the absolute size of its motion, so the
+network sees the *pattern* of motion, not its amplitude; micro-expressions differ by an order of
+magnitude in amplitude between subjects and datasets, and the pattern is what carries the class.
+The price: the zero of u and v is no longer at a fixed value, and in a clip with almost no motion
+the noise is stretched to the full range. A channel that is constant (no motion at all) becomes 0.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from mer_lightning.utils.errors import MERError
+
+FLOW_METHODS = ("farneback", "dis")
+# bump when the computation changes: cached flow inputs are rebuilt
+FLOW_VERSION = 1
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    """HxW uint8 from HxW, HxWx1 or HxWx3 (RGB), or from (1|3, H, W)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] in (1, 3) and image.shape[-1] not in (1, 3):
+        image = image.transpose(1, 2, 0)
+    if image.ndim == 3 and image.shape[-1] == 3:
+        image = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    elif image.ndim == 3:
+        image = image[..., 0]
+    if image.dtype != np.uint8:
+        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+def dense_flow(onset: np.ndarray, apex: np.ndarray, method: str = "farneback") -> np.ndarray:
+    """Displacement (u, v) in pixels of each onset pixel at the apex: float32 (H, W, 2)."""
+    a, b = _gray(onset), _gray(apex)
+    if a.shape != b.shape:
+        raise ValueError(f"onset {a.shape} and apex {b.shape} frames differ in size")
+    if method == "farneback":
+        # pyramid scale 0.5, 3 levels, 15 px window, 3 iterations, polynomial of 5 px with sigma 1.2:
+        # OpenCV's documented defaults for faces of 64-256 px
+        return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    if method == "dis":
+        dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        return dis.calc(a, b, None)
+    raise MERError(f"unknown data.flow={method}; choose one of {FLOW_METHODS}")
+
+
+def optical_strain(flow: np.ndarray) -> np.ndarray:
+    """sqrt(ux^2 + vy^2 + 0.5 (uy + vx)^2) of a (H, W, 2) flow field: float32 (H, W)."""
+    u, v = flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64)
+    uy, ux = np.gradient(u)  # np.gradient returns d/drow (y) first, then d/dcol (x)
+    vy, vx = np.gradient(v)
+    return np.sqrt(ux ** 2 + vy ** 2 + 0.5 * (uy + vx) ** 2).astype(np.float32)
+
+
+def minmax(channel: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1]; a constant channel becomes all zeros."""
+    channel = channel.astype(np.float32)
+    low, high = float(channel.min()), float(channel.max())
+    if high - low < 1e-12:
+        return np.zeros_like(channel)
+    return (channel - low) / (high - low)
+
+
+def flow_input(onset: np.ndarray, apex: np.ndarray, method: str = "farneback") -> np.ndarray:
+    """u, v and optical strain, each min-max normalised to [0, 1] over the clip: float32 (3, H, W)."""
+    flow = dense_flow(onset, apex, method)
+    return np.stack([minmax(flow[..., 0]), minmax(flow[..., 1]), minmax(optical_strain(flow))])
+
+
+def diff_input(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
+    """(apex - onset) / 510 + 0.5 in [0, 1], same shape as the inputs: float32.
+
+    With the usual mean = std = 0.5 the network then sees (apex - onset) / 255 in [-1, 1].
+    """
+    return (apex.astype(np.float32) - onset.astype(np.float32)) / 510.0 + 0.5
