@@ -14,7 +14,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mer_lightning.data.splits import Fold
+from mer_lightning.data.splits import OFFICIAL_TEST, Fold
 from mer_lightning.evaluation.metrics import summarize
 from mer_lightning.evaluation.protocol import fold_frame, pooled_results, write_report
 from mer_lightning.utils.errors import MERError, exit_on_user_error
@@ -62,7 +62,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if dm.class_names != meta["classes"]:
         raise MERError(f"the checkpoint was trained on classes {meta['classes']}, the data gives {dm.class_names}")
     subjects = meta["test_subjects"]
-    official = subjects == ["<official test split>"]
+    official = subjects == [OFFICIAL_TEST]
     test = [i for i, s in enumerate(table) if s.split == "test"] if official else table.where_subjects(subjects)
     if not test:
         raise MERError(f"none of the checkpoint's test subjects {subjects} are in {dm.root}")

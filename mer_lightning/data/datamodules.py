@@ -106,6 +106,7 @@ class MERDataModule(pl.LightningDataModule):
         grayscale: bool | None = None,
         cache_dir: str | None = None,
         augment: Any = None,
+        annotation_file: str | None = None,
         **_: Any,
     ):
         super().__init__()
@@ -132,6 +133,8 @@ class MERDataModule(pl.LightningDataModule):
         self.mean, self.std = mean, std
         self.max_skipped_fraction = max_skipped_fraction
         self.reader_options = dict(reader or {})
+        if annotation_file:
+            self.reader_options["annotation_file"] = annotation_file
         self.table: SampleTable | None = None
         self.clips: np.ndarray | None = None
         self.cache_report: CacheReport | None = None
@@ -231,17 +234,57 @@ class MERDataModule(pl.LightningDataModule):
 
 
 class CASME2DataModule(MERDataModule):
+    """CASME II: `data.layout` picks `Cropped` or `CASME2_RAW_selected` when a copy holds both."""
+
     dataset = "casme2"
+
+    def __init__(self, root: str, layout: str | None = None, **kwargs: Any):
+        super().__init__(root, **kwargs)
+        if layout:
+            self.reader_options["layout"] = layout
+
+
+class SAMMDataModule(MERDataModule):
+    dataset = "samm"
+
+
+class SMICDataModule(MERDataModule):
+    dataset = "smic"
+
+
+class FER2013DataModule(MERDataModule):
+    """FER-2013 (CSV or folder release): still images, T=1, official parts (no subjects)."""
+
+    dataset = "fer2013"
+
+    def __init__(self, root: str, dedupe: bool = True, **kwargs: Any):
+        super().__init__(root, **kwargs)
+        self.reader_options["dedupe"] = dedupe
+
+
+class CompositeDataModule(MERDataModule):
+    """SAMM + CASME II (+ SMIC-HS) with subjects prefixed by source; MEGC 3-class by default.
+
+    `samm_root`, `casme2_root`, `smic_root`: each source's own root (null leaves it out);
+    `sources`: per-source reader options, e.g. `{casme2: {layout: Cropped}}`.
+    """
+
+    dataset = "composite"
+
+    def __init__(self, root: str, samm_root: str | None = None, casme2_root: str | None = None,
+                 smic_root: str | None = None, sources: dict | None = None, **kwargs: Any):
+        super().__init__(root, **kwargs)
+        self.reader_options.update(samm=samm_root, casme2=casme2_root, smic=smic_root, sources=sources or {})
 
 
 class SyntheticDataModule(MERDataModule):
-    """The embedded default: generated on first use, read through the CASME II reader."""
-
-    dataset = "casme2"
+    """The embedded default: generated on first use in a real dataset's layout (`spec.layout`,
+    CASME II by default) and read through that dataset's reader."""
 
     def __init__(self, root: str, spec: dict | None = None, **kwargs: Any):
         super().__init__(root, **kwargs)
         self.spec = SyntheticSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in (spec or {}).items()})
+        self.dataset = self.spec.layout
 
     def read(self) -> SampleTable:
         ensure_synthetic(self.root, self.spec)

@@ -1,8 +1,10 @@
 """Label schemes: a dataset's emotion strings -> the classes of an experiment.
 
 A scheme is a list of class names and, per class, the emotion strings that map to it (matched
-case-insensitively, so SAMM's `Other` and CASME II's `others` are both understood). Samples whose
-emotion is outside the scheme are dropped and counted, never silently relabelled.
+case-insensitively, so SAMM's `Other` and CASME II's `others` are both understood). An alias may be
+qualified by the sample's source dataset (`samm:fear`) where datasets disagree: MEGC 2019 counts
+SAMM's fear and sadness as negative but drops CASME II's. Samples whose emotion is outside the
+scheme are dropped and counted, never silently relabelled.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ SCHEMES: dict[str, dict[str, list[str]]] = {
         "anger": ["anger"], "contempt": ["contempt"], "happiness": ["happiness"],
         "surprise": ["surprise"], "other": ["other", "others"],
     },
-    # MEGC 2019 composite, 3 classes
+    # MEGC 2019 composite, 3 classes (CASME II fear / sadness / others and SAMM Other are dropped)
     "megc_3": {
-        "negative": ["negative", "anger", "contempt", "disgust", "fear", "sadness", "repression"],
+        "negative": ["negative", "anger", "contempt", "disgust", "repression", "samm:fear", "samm:sadness"],
         "positive": ["positive", "happiness"],
         "surprise": ["surprise"],
     },
@@ -60,7 +62,8 @@ def apply_scheme(table: SampleTable, scheme: str | list[str]) -> SampleTable:
     lookup = {alias.lower(): i for i, name in enumerate(classes) for alias in mapping[name]}
     kept, dropped = [], Counter()
     for sample in table:
-        label = lookup.get(sample.emotion.lower())
+        emotion = sample.emotion.lower()
+        label = lookup.get(f"{sample.origin}:{emotion}", lookup.get(emotion))
         if label is None:
             dropped[sample.emotion] += 1
         else:
@@ -68,7 +71,13 @@ def apply_scheme(table: SampleTable, scheme: str | list[str]) -> SampleTable:
     out = SampleTable(kept, classes, list(table.skipped), dict(table.notes))
     if dropped:
         out.notes["outside_scheme"] = sum(dropped.values())
+        out.notes.update({f"outside_scheme/{emotion}": n for emotion, n in sorted(dropped.items())})
         log.info("Dropped %d sample(s) outside the label scheme: %s", sum(dropped.values()), dict(dropped))
+    emptied = sorted({s.subject for s in table} - {s.subject for s in kept})
+    if emptied:
+        out.notes["subjects_without_clips"] = len(emptied)
+        log.warning("%d subject(s) have no usable clips under this label scheme and take no part in the "
+                    "folds: %s", len(emptied), ", ".join(emptied[:10]) + (" ..." if len(emptied) > 10 else ""))
     for name, n in out.class_counts().items():
         if n == 0:
             log.warning("Class '%s' has no samples after filtering: its F1/recall count as 0 in UF1/UAR", name)

@@ -6,7 +6,7 @@ preprocessing, DataModules, reports) works on these records and never on raw lay
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -83,7 +83,8 @@ class SampleTable:
 
     @property
     def subjects(self) -> list[str]:
-        return sorted({s.subject for s in self.samples})
+        """The subject ids (datasets without identities, like FER-2013, have none)."""
+        return sorted({s.subject for s in self.samples} - {""})
 
     @property
     def labels(self) -> np.ndarray:
@@ -109,3 +110,30 @@ class SampleTable:
 
     def count(self, note: str, n: int = 1) -> None:
         self.notes[note] = self.notes.get(note, 0) + n
+
+    def summary(self) -> dict:
+        """What `inspect` reports: counts per class and per subject, frames per clip, what was left out.
+
+        Keys: `n_samples`, `n_subjects`, `class_counts` (name -> count), `skipped` (list of
+        `{"sample", "reason"}`), `subjects` (subject -> class -> count), `frames_per_clip`
+        (min / median / max), `notes` (counted quirks and drops), `per_source` (composites).
+        """
+        names = self.classes or sorted({s.emotion for s in self.samples})
+        name_of = (lambda s: self.classes[s.label]) if self.classes else (lambda s: s.emotion)  # noqa: E731
+        subjects: dict[str, Counter] = defaultdict(Counter)
+        sources: dict[str, Counter] = defaultdict(Counter)
+        for s in self.samples:
+            subjects[s.subject][name_of(s)] += 1
+            sources[s.origin][name_of(s)] += 1
+        lengths = np.array([max(len(s.frames), 1) for s in self.samples]) if self.samples else np.zeros(1)
+        return {
+            "n_samples": len(self.samples),
+            "n_subjects": len(self.subjects),
+            "class_counts": self.class_counts(),
+            "skipped": [s.as_dict() for s in self.skipped],
+            "subjects": {k: {n: subjects[k][n] for n in names} for k in sorted(subjects)},
+            "frames_per_clip": {"min": int(lengths.min()), "median": float(np.median(lengths)),
+                                "max": int(lengths.max())},
+            "notes": dict(self.notes),
+            "per_source": {k: {n: sources[k][n] for n in names} for k in sorted(sources)} if len(sources) > 1 else {},
+        }

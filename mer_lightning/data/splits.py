@@ -77,17 +77,39 @@ def subject_kfold(table: SampleTable, k: int = 5, val_subjects=0.2, seed: int = 
 
 
 def holdout(table: SampleTable, test_subjects=0.2, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]:
-    """One fixed split. Tables with official parts (FER-2013's Usage) use them; others split by subject."""
+    """One fixed split. Tables with official parts (FER-2013's Usage) use them; others split by subject.
+
+    An official split without a validation part (FER-2013's folder release) gets one carved out of
+    its training images: `val_subjects` as a fraction or count of them, drawn per class (seeded).
+    """
     splits = {s.split for s in table}
     if splits >= {"train", "test"}:
         part = {name: [i for i, s in enumerate(table) if s.split == name] for name in ("train", "val", "test")}
-        return [Fold(0, part["train"], part["val"], part["test"], ["<official test split>"])]
+        if not part["val"] and val_subjects:
+            part["train"], part["val"] = _carve_images(table, part["train"], val_subjects, seed)
+        return [Fold(0, part["train"], part["val"], part["test"], [OFFICIAL_TEST])]
     subjects = table.subjects
     rng = np.random.default_rng(seed)
     test = _pick_val(subjects, test_subjects, rng)
     if not test:
         raise MERError("protocol.test_subjects must select at least one subject")
     return [_fold(table, 0, test, subjects, val_subjects, seed)]
+
+
+def _carve_images(table: SampleTable, train: list[int], amount, seed: int) -> tuple[list[int], list[int]]:
+    """Split training images (no subjects) into train and validation, the same fraction of each class."""
+    if isinstance(amount, (list, tuple)) or not isinstance(amount, (int, float)):
+        raise MERError("protocol.val_subjects must be a fraction or a count for a dataset without subjects")
+    fraction = amount if amount < 1 else amount / max(len(train), 1)
+    rng = np.random.default_rng(seed)
+    val = []
+    labels = table.labels
+    for label in sorted({int(labels[i]) for i in train}):
+        members = [i for i in train if labels[i] == label]
+        n = int(round(fraction * len(members)))
+        val += rng.permutation(members)[:n].tolist()
+    chosen = set(val)
+    return [i for i in train if i not in chosen], sorted(val)
 
 
 def cross_dataset(table: SampleTable, train_on: str, test_on: str, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]:
@@ -102,12 +124,18 @@ def cross_dataset(table: SampleTable, train_on: str, test_on: str, val_subjects=
     return [_fold(table, 0, target, source, val_subjects, seed)]
 
 
+OFFICIAL_TEST = "<official test split>"
+SUBJECT_PROTOCOLS = ("loso", "subject_kfold", "cross_dataset")
 PROTOCOLS = {"loso": loso, "subject_kfold": subject_kfold, "holdout": holdout, "cross_dataset": cross_dataset}
 
 
 def make_folds(table: SampleTable, name: str, **options) -> list[Fold]:
     if name not in PROTOCOLS:
         raise MERError(f"unknown protocol '{name}'; known: {sorted(PROTOCOLS)}")
+    if name in SUBJECT_PROTOCOLS and any(s.subject == "" for s in table):
+        dataset = next(s.dataset for s in table if s.subject == "")
+        raise MERError(f"protocol={name} needs subject ids, and {dataset} has none (its images carry no "
+                       "identity); subjects are not invented here. Use protocol=holdout (its official parts).")
     folds = PROTOCOLS[name](table, **options)
     for fold in folds:
         check_fold(table, fold)

@@ -17,9 +17,10 @@ from lightning.pytorch.strategies.launchers.subprocess_script import _Subprocess
 
 
 def _multirun_job_command(local_rank: int) -> tuple[list[str], str]:
-    import __main__
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import get_original_cwd
+
+    import __main__
 
     hydra_cfg = HydraConfig.get()
     if __main__.__spec__ is None:

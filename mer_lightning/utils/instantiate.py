@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def instantiate_callbacks(cfg: DictConfig | None, fold_dir: Path, has_logger: bool) -> list[Callback]:
     """Every `_target_` entry of the callbacks group; checkpoints go under the fold's folder."""
     callbacks = []
-    for name, conf in (cfg or {}).items():
+    for conf in (cfg or {}).values():
         if not isinstance(conf, DictConfig) or "_target_" not in conf:
             continue
         if conf._target_.endswith("LearningRateMonitor") and not has_logger:

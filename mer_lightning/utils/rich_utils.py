@@ -39,3 +39,32 @@ def print_results(results: dict) -> None:
         spread = f"{mean:.4f} ± {std:.4f}" if mean is not None else "-"
         table.add_row(key, f"{results['pooled'][key]:.4f}", spread)
     rich.print(table)
+
+
+def print_data_summary(summary: dict) -> None:
+    """`inspect`'s tables: clips per subject and class, then frame counts, notes and skipped samples."""
+    classes = list(summary["class_counts"])
+    table = Table(title=f"{summary['dataset']}: {summary['n_samples']} samples, {summary['n_subjects']} subjects "
+                        f"({summary['root']})")
+    table.add_column("subject")
+    for name in classes:
+        table.add_column(name, justify="right")
+    table.add_column("total", justify="right")
+    for subject, counts in summary["subjects"].items():
+        table.add_row(subject or "(no subject ids)", *[str(counts[c]) for c in classes], str(sum(counts.values())))
+    table.add_row("all", *[str(summary["class_counts"][c]) for c in classes], str(summary["n_samples"]),
+                  style="bold")
+    rich.print(table)
+    frames = summary["frames_per_clip"]
+    rich.print(f"frames per clip: min {frames['min']}, median {frames['median']:g}, max {frames['max']}")
+    for note, n in summary["notes"].items():
+        rich.print(f"{note}: {n}")
+    skipped = summary["skipped"]
+    if skipped:
+        listing = Table(title=f"{len(skipped)} skipped ({summary['skipped_fraction']:.1%}; training stops above "
+                              f"data.max_skipped_fraction={summary['max_skipped_fraction']})")
+        listing.add_column("sample")
+        listing.add_column("reason")
+        for skip in skipped:
+            listing.add_row(skip["sample"], skip["reason"])
+        rich.print(listing)

@@ -1,13 +1,21 @@
 """One reader per dataset: the dataset's own folder layout + annotation file -> SampleTable.
 
 Every quirk of the real files is handled in the reader of its dataset and nowhere else.
-`READERS` maps the `data.dataset` name to the reading function.
+`READERS` maps the dataset name to the reading function.
 """
 
 from mer_lightning.data.readers.casme2 import read_casme2
+from mer_lightning.data.readers.composite import read_composite
+from mer_lightning.data.readers.fer2013 import read_fer2013
+from mer_lightning.data.readers.samm import read_samm
+from mer_lightning.data.readers.smic import read_smic
 
 READERS = {
     "casme2": read_casme2,
+    "samm": read_samm,
+    "smic": read_smic,
+    "fer2013": read_fer2013,
+    "composite": read_composite,
 }
 
-__all__ = ["READERS", "read_casme2"]
+__all__ = ["READERS", "read_casme2", "read_composite", "read_fer2013", "read_samm", "read_smic"]

@@ -8,16 +8,21 @@ and offset and count it as `apex_missing`).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
-import pandas as pd
-
-from mer_lightning.data.readers.common import as_int, clip_span, numbered_frames, pick_columns, require_root
-from mer_lightning.data.samples import Sample, SampleTable
+from mer_lightning.data.readers.common import (
+    add_clip,
+    annotation_path,
+    as_int,
+    find_file,
+    find_header,
+    pick_columns,
+    read_sheet,
+    require_root,
+    sheet_rows,
+)
+from mer_lightning.data.samples import SampleTable
 from mer_lightning.utils.errors import MERError
-
-log = logging.getLogger(__name__)
 
 SHEETS = ("CASME2-coding-20140508.xlsx", "CASME2-coding-updated.xlsx", "CASME2-coding-20190701.xlsx")
 LAYOUTS = {  # folder -> frame file prefix
@@ -26,22 +31,16 @@ LAYOUTS = {  # folder -> frame file prefix
     "CASME2_RAW_selected": "img",
 }
 COLUMNS = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
+EMOTIONS = ("happiness", "disgust", "repression", "surprise", "others", "fear", "sadness")
 REQUEST_FROM = "http://casme.psych.ac.cn/casme/e2 (CASME II licence agreement)"
 
 
 def find_sheet(root: Path, annotation_file: str | None) -> Path:
-    if annotation_file:
-        path = Path(annotation_file)
-        path = path if path.is_absolute() else root / path
-        if not path.is_file():
-            raise MERError(f"CASME II coding sheet not found: {path} (from data.annotation_file)")
-        return path
-    for name in SHEETS:
-        for path in (root / name, *root.glob(f"*/{name}")):
-            if path.is_file():
-                return path
-    raise MERError(f"CASME II coding sheet not found in {root}: expected one of {list(SHEETS)}; "
-                   "or name yours with `data.annotation_file=...`")
+    path = annotation_path(root, annotation_file) or find_file(root, SHEETS, ("CASME2-coding*.xlsx",))
+    if path is None:
+        raise MERError(f"CASME II coding sheet not found in {root}: expected one of {list(SHEETS)}; "
+                       "or name yours with `data.annotation_file=...`")
+    return path
 
 
 def find_frames_dir(root: Path, layout: str | None) -> Path:
@@ -61,32 +60,16 @@ def read_casme2(root, annotation_file: str | None = None, layout: str | None = N
     root = require_root(root, "CASME II", REQUEST_FROM)
     sheet_path = find_sheet(root, annotation_file)
     frames_dir = find_frames_dir(root, layout)
-    sheet = pick_columns(pd.read_excel(sheet_path), COLUMNS, sheet_path)
+    sheet = find_header(read_sheet(sheet_path, header_row=None), COLUMNS[:2], sheet_path)
+    sheet = pick_columns(sheet, COLUMNS, sheet_path)
     table = SampleTable([])
-    for row_number, row in enumerate(sheet.itertuples(index=False), start=2):
+    for row_number, row in sheet_rows(sheet):
         subject_cell, clip, onset, apex, offset, emotion = row
+        where = f"{sheet_path.name} row {row_number}"
         subject_no = as_int(subject_cell)
         subject = f"sub{subject_no:02d}" if subject_no is not None else str(subject_cell).strip()
         clip = str(clip).strip()
-        sample_id = f"casme2/{subject}/{clip}"
-        onset, apex, offset = as_int(onset), as_int(apex), as_int(offset)
-        if onset is None or offset is None:
-            table.skip(sample_id, f"{sheet_path.name} row {row_number}: onset/offset not numbers")
-            continue
-        clip_dir = frames_dir / subject / clip
-        if not clip_dir.is_dir():
-            table.skip(sample_id, f"{sheet_path.name} row {row_number}: clip folder {clip_dir} does not exist")
-            continue
-        span, problem = clip_span(numbered_frames(clip_dir), onset, offset)
-        if problem:
-            table.skip(sample_id, problem)
-            continue
-        if apex is None or not onset <= apex <= offset:
-            apex = (onset + offset) // 2
-            table.count("apex_missing")
-        table.samples.append(Sample(
-            dataset="casme2", subject=subject, clip=clip, emotion=str(emotion).strip().lower(),
-            frames=tuple(p for _, p in span), frame_numbers=tuple(n for n, _ in span),
-            onset=onset, apex=apex, offset=offset,
-        ))
+        emotion = str(emotion).strip().lower()
+        add_clip(table, dataset="casme2", subject=subject, clip=clip, emotion=emotion, onset=onset, apex=apex,
+                 offset=offset, clip_dir=frames_dir / subject / clip, where=where, emotions=EMOTIONS)
     return table

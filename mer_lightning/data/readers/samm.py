@@ -1,0 +1,67 @@
+"""SAMM: `SAMM/006/006_1_2/006_05562.jpg` plus the sheet `SAMM_Micro_FACS_Codes_v2.xlsx`.
+
+Quirks handled here: the sheet starts with free text and its header is on Excel row 14 (we look
+for the header row by its column names, so other versions with more or fewer text rows work too);
+`Subject` may be read as an integer (6) while folders are `006`; frame files are
+`<subject>_<frame:05d>.jpg` with absolute frame numbers; the emotion `Other` is sometimes spelled
+`others` (both become `other`); an apex outside onset..offset (or not a number) becomes the middle
+frame and is counted as `apex_missing`. The root may be the folder holding `SAMM/` or `SAMM/` itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mer_lightning.data.readers.common import (
+    add_clip,
+    annotation_path,
+    as_int,
+    find_file,
+    find_header,
+    pick_columns,
+    read_sheet,
+    require_root,
+    sheet_rows,
+)
+from mer_lightning.data.samples import SampleTable
+from mer_lightning.utils.errors import MERError
+
+SHEETS = ("SAMM_Micro_FACS_Codes_v2.xlsx", "SAMM_Micro_FACS_Codes_v3.xlsx", "SAMM_Micro_FACS_Codes.xlsx")
+COLUMNS = ["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "Estimated Emotion"]
+EMOTIONS = ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise", "other")
+SPELLINGS = {"others": "other"}
+REQUEST_FROM = "http://www2.docm.mmu.ac.uk/STAFF/m.yap/dataset.php (SAMM licence agreement)"
+
+
+def find_frames_dir(root: Path) -> Path:
+    """`root/SAMM` when it exists, else the root itself if it holds subject folders (`006`)."""
+    for folder in (root / "SAMM", root):
+        if folder.is_dir() and any(p.is_dir() and p.name.isdigit() for p in folder.iterdir()):
+            return folder
+    raise MERError(f"no SAMM frames in {root}: expected subject folders like {root / 'SAMM' / '006'} "
+                   "(or point data.root at the SAMM folder itself)")
+
+
+def read_samm(root, annotation_file: str | None = None, **_) -> SampleTable:
+    """Read a SAMM copy into a SampleTable (emotions lower case, labels not yet assigned)."""
+    root = require_root(root, "SAMM", REQUEST_FROM)
+    sheet_path = annotation_path(root, annotation_file) or find_file(root, SHEETS, ("SAMM_Micro_FACS_Codes*.xlsx",))
+    if sheet_path is None:
+        raise MERError(f"SAMM sheet not found in {root}: expected one of {list(SHEETS)}; "
+                       "or name yours with `data.annotation_file=...`")
+    frames_dir = find_frames_dir(root)
+    sheet = find_header(read_sheet(sheet_path, header_row=None), COLUMNS[:2], sheet_path)
+    sheet = pick_columns(sheet, COLUMNS, sheet_path)
+    table = SampleTable([])
+    for row_number, row in sheet_rows(sheet):
+        subject_cell, clip, onset, apex, offset, emotion = row
+        where = f"{sheet_path.name} row {row_number}"
+        subject_no = as_int(subject_cell)
+        subject = f"{subject_no:03d}" if subject_no is not None else str(subject_cell).strip()
+        clip = str(clip).strip()
+        emotion = str(emotion).strip().lower()
+        emotion = SPELLINGS.get(emotion, emotion)
+        add_clip(table, dataset="samm", subject=subject, clip=clip, emotion=emotion, onset=onset, apex=apex,
+                 offset=offset, clip_dir=frames_dir / subject / clip, where=where, emotions=EMOTIONS)
+    return table
+
