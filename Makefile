@@ -35,9 +35,14 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" -x $(ARGS)
 
-# data path: cache vs JPEG decoding, preprocessing throughput, a training epoch (prints tables; a few minutes on CPU)
+# benchmarks print tables measured side by side in one run (not tests: nothing asserts a time)
+# readers: full-sized SAMM / CASME II trees read and validated (seconds)
+# data: cache vs JPEG decoding, preprocessing throughput, a training epoch (a few minutes on CPU)
+# models: training clips/s of the model presets (CPU here; `--device cuda` on a GPU)
 bench: install
+	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
+	$(PY) benchmarks/bench_models.py
 
 lint: install
 	$(PY) -m ruff check mer_lightning tests benchmarks

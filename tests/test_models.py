@@ -343,6 +343,22 @@ def test_bf16_mixed_on_cpu(train_cfg, model):
     assert 0.0 <= results["metrics"]["test/acc"] <= 1.0
 
 
+def test_gradient_clipping_from_the_trainer_config(train_cfg):
+    """`trainer.gradient_clip_val` bounds each SGD step: lr x clip, whatever the raw gradient."""
+    cfg = train_cfg("model/optimizer=sgd", "model.optimizer.lr=1.0", "model.optimizer.momentum=0", "model.optimizer.nesterov=false",
+                    "model.optimizer.weight_decay=0", "model/scheduler=none", "model.dropout=0",
+                    "trainer.gradient_clip_val=0.001", *SMALL)
+    dm, model = fold_setup(cfg)
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=False, enable_checkpointing=False, callbacks=[],
+                                      max_epochs=1, limit_train_batches=1, limit_val_batches=0,
+                                      enable_progress_bar=False)
+    assert trainer.gradient_clip_val == 0.001
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    trainer.fit(model, datamodule=dm)
+    step = torch.cat([p.detach().flatten() for p in model.parameters()]) - before
+    assert 0 < step.norm() <= 0.001 * 1.0001
+
+
 def test_channels_last(train_cfg):
     cfg = train_cfg("model=timm", "model.channels_last=true", *SMALL)
     model = build(cfg).eval()

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mer_lightning.data.splits import OFFICIAL_TEST
+
 
 def write_json(path: Path, data: dict) -> None:
     """Write atomically: a crash never leaves a half-written file that a resume would trust."""
@@ -31,6 +33,17 @@ def _jsonable(value):
     return str(value)
 
 
+def selection_sentence(folds: list[dict]) -> str:
+    """How the tested models were chosen, from what each fold recorded."""
+    selections = sorted({f.get("selection") or "last epoch" for f in folds})
+    text = f"Model selection: {'; '.join(selections)}"
+    if any(s.startswith("best") for s in selections):
+        official = any(f["test_subjects"] == [OFFICIAL_TEST] for f in folds)
+        text += (", on the official validation part (never the test part)" if official else
+                 ", on validation subjects carved from each fold's training subjects (never the test subjects)")
+    return text + "."
+
+
 def results_markdown(results: dict) -> str:
     """A table a person would paste into a paper, with how each number was computed."""
     p, classes = results["pooled"], results["classes"]
@@ -38,8 +51,7 @@ def results_markdown(results: dict) -> str:
         f"# {results.get('title', 'Results')}",
         "",
         f"Protocol: **{results['protocol']['name']}**, {len(results['folds'])} fold(s), "
-        f"{p['n']} test predictions. Model selection used validation subjects from each fold's "
-        "training subjects only.",
+        f"{p['n']} test predictions. {selection_sentence(results['folds'])}",
         "",
         "| metric | pooled over folds (headline) | mean ± std over folds |",
         "|---|---|---|",
