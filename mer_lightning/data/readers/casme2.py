@@ -11,15 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from mer_lightning.data.readers.common import (
-    add_clip,
     annotation_path,
-    as_int,
     find_file,
-    find_header,
-    pick_columns,
-    read_sheet,
+    read_sheet_clips,
     require_root,
-    sheet_rows,
 )
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.utils.errors import MERError
@@ -60,16 +55,5 @@ def read_casme2(root, annotation_file: str | None = None, layout: str | None = N
     root = require_root(root, "CASME II", REQUEST_FROM)
     sheet_path = find_sheet(root, annotation_file)
     frames_dir = find_frames_dir(root, layout)
-    sheet = find_header(read_sheet(sheet_path, header_row=None), COLUMNS[:2], sheet_path)
-    sheet = pick_columns(sheet, COLUMNS, sheet_path)
-    table = SampleTable([])
-    for row_number, row in sheet_rows(sheet):
-        subject_cell, clip, onset, apex, offset, emotion = row
-        where = f"{sheet_path.name} row {row_number}"
-        subject_no = as_int(subject_cell)
-        subject = f"sub{subject_no:02d}" if subject_no is not None else str(subject_cell).strip()
-        clip = str(clip).strip()
-        emotion = str(emotion).strip().lower()
-        add_clip(table, dataset="casme2", subject=subject, clip=clip, emotion=emotion, onset=onset, apex=apex,
-                 offset=offset, clip_dir=frames_dir / subject / clip, where=where, emotions=EMOTIONS)
-    return table
+    return read_sheet_clips(sheet_path, frames_dir, dataset="casme2", columns=COLUMNS, subject_folder="sub{:02d}",
+                            emotions=EMOTIONS)

@@ -192,3 +192,27 @@ def add_clip(table: SampleTable, *, dataset: str, subject: str, clip: str, emoti
         frames=tuple(p for _, p in span), frame_numbers=tuple(n for n, _ in span),
         onset=onset, apex=apex, offset=offset,
     ))
+
+
+def read_sheet_clips(sheet_path: Path, frames_dir: Path, *, dataset: str, columns: list[str], subject_folder: str,
+                     emotions: tuple[str, ...], spellings: dict[str, str] | None = None) -> SampleTable:
+    """The clips listed in a coding sheet, checked against the frames under `frames_dir/<subject>/<clip>`.
+
+    `columns` name, in this order, the sheet's subject, clip folder, onset, apex, offset and emotion
+    columns (picked by name; the header row is found by the first two, below any free text).
+    Integer subjects become folders by `subject_folder` (`sub{:02d}`: 1 -> sub01); emotions are lower
+    case, with `spellings` mapping variants to one name.
+    """
+    sheet = find_header(read_sheet(sheet_path, header_row=None), columns[:2], sheet_path)
+    sheet = pick_columns(sheet, columns, sheet_path)
+    table = SampleTable([])
+    for row_number, (subject_cell, clip, onset, apex, offset, emotion) in sheet_rows(sheet):
+        subject_no = as_int(subject_cell)
+        subject = subject_folder.format(subject_no) if subject_no is not None else str(subject_cell).strip()
+        clip = str(clip).strip()
+        emotion = str(emotion).strip().lower()
+        emotion = (spellings or {}).get(emotion, emotion)
+        add_clip(table, dataset=dataset, subject=subject, clip=clip, emotion=emotion, onset=onset, apex=apex,
+                 offset=offset, clip_dir=frames_dir / subject / clip, where=f"{sheet_path.name} row {row_number}",
+                 emotions=emotions)
+    return table
