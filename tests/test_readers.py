@@ -318,3 +318,12 @@ def test_cross_dataset_trains_on_one_source_and_tests_on_the_other(trees, tmp_pa
     assert fold["test_subjects"] == ["samm/006", "samm/007", "samm/009"]
     preds = pd.read_csv(tmp_path / "cross" / "predictions.csv")
     assert set(preds.source) == {"samm"} and len(preds) == 9  # SAMM's 'other' clips are outside megc_3
+
+
+def test_summary_of_a_dataset_without_subjects_counts_its_parts(trees):
+    table = apply_scheme(read_fer2013(trees["fer_csv"]), "fer_7")
+    summary = table.summary()
+    assert summary["n_subjects"] == 0 and summary["subjects"] == {}
+    assert list(summary["parts"]) == ["train", "val", "test"]
+    assert sum(sum(c.values()) for c in summary["parts"].values()) == summary["n_samples"] == len(table)
+    assert summary["notes"] == {"duplicates_dropped": 1}

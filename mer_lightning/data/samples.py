@@ -116,14 +116,19 @@ class SampleTable:
 
         Keys: `n_samples`, `n_subjects`, `class_counts` (name -> count), `skipped` (list of
         `{"sample", "reason"}`), `subjects` (subject -> class -> count), `frames_per_clip`
-        (min / median / max), `notes` (counted quirks and drops), `per_source` (composites).
+        (min / median / max), `notes` (counted quirks and drops), `parts` (official train / val / test
+        parts, e.g. FER-2013's), `per_source` (composites).
         """
         names = self.classes or sorted({s.emotion for s in self.samples})
         name_of = (lambda s: self.classes[s.label]) if self.classes else (lambda s: s.emotion)  # noqa: E731
         subjects: dict[str, Counter] = defaultdict(Counter)
         sources: dict[str, Counter] = defaultdict(Counter)
+        parts: dict[str, Counter] = defaultdict(Counter)
         for s in self.samples:
-            subjects[s.subject][name_of(s)] += 1
+            if s.subject:
+                subjects[s.subject][name_of(s)] += 1
+            if s.split:
+                parts[s.split][name_of(s)] += 1
             sources[s.origin][name_of(s)] += 1
         lengths = np.array([max(len(s.frames), 1) for s in self.samples]) if self.samples else np.zeros(1)
         return {
@@ -132,6 +137,7 @@ class SampleTable:
             "class_counts": self.class_counts(),
             "skipped": [s.as_dict() for s in self.skipped],
             "subjects": {k: {n: subjects[k][n] for n in names} for k in sorted(subjects)},
+            "parts": {k: {n: parts[k][n] for n in names} for k in ("train", "val", "test") if k in parts},
             "frames_per_clip": {"min": int(lengths.min()), "median": float(np.median(lengths)),
                                 "max": int(lengths.max())},
             "notes": dict(self.notes),

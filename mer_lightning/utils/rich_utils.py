@@ -46,12 +46,13 @@ def print_data_summary(summary: dict) -> None:
     classes = list(summary["class_counts"])
     table = Table(title=f"{summary['dataset']}: {summary['n_samples']} samples, {summary['n_subjects']} subjects "
                         f"({summary['root']})")
-    table.add_column("subject")
+    rows, what = (summary["subjects"], "subject") if summary["subjects"] else (summary["parts"], "part")
+    table.add_column(what)
     for name in classes:
         table.add_column(name, justify="right")
     table.add_column("total", justify="right")
-    for subject, counts in summary["subjects"].items():
-        table.add_row(subject or "(no subject ids)", *[str(counts[c]) for c in classes], str(sum(counts.values())))
+    for name, counts in rows.items():
+        table.add_row(name, *[str(counts[c]) for c in classes], str(sum(counts.values())))
     table.add_row("all", *[str(summary["class_counts"][c]) for c in classes], str(summary["n_samples"]),
                   style="bold")
     rich.print(table)
