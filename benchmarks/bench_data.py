@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from mer_lightning.data.cache import ClipCache, Preprocessing  # noqa: E402
 from mer_lightning.data.clips import frame_plan, load_clip  # noqa: E402
-from mer_lightning.data.datamodules import ClipDataset  # noqa: E402
+from mer_lightning.data.datamodules import ClipDataset, collate_clips  # noqa: E402
 from mer_lightning.data.labels import apply_scheme  # noqa: E402
 from mer_lightning.data.readers import read_casme2  # noqa: E402
 from mer_lightning.data.synthetic import SyntheticSpec, write_casme2_like  # noqa: E402
@@ -68,7 +68,7 @@ def best_of(repeats: int, fn) -> float:
 
 
 def loader_seconds(dataset, batch_size: int, workers: int, passes: int = 1) -> float:
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers, collate_fn=collate_clips,
                         persistent_workers=False, generator=torch.Generator().manual_seed(0))
     start = time.perf_counter()
     for _ in range(passes):
@@ -171,7 +171,8 @@ class RotatingData(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         data = self.datasets[self.trainer.current_epoch % len(self.datasets)]
-        return DataLoader(data, batch_size=self.batch_size, shuffle=True, num_workers=self.workers)
+        return DataLoader(data, batch_size=self.batch_size, shuffle=True, num_workers=self.workers,
+                          collate_fn=collate_clips)
 
 
 def make_model(num_classes: int, size: int, frames: int, epochs: int):

@@ -287,6 +287,29 @@ def test_memory_mapped_dataset_pickles_without_copying(tiny_root, tmp_path):
     assert isinstance(clone.clips, np.memmap) and np.array_equal(clone[1]["x"].numpy(), data[1]["x"].numpy())
 
 
+@pytest.mark.parametrize("input", ["frames", "flow"])
+def test_batched_loading_serves_exactly_the_items(tiny_root, tmp_path, input):
+    """`__getitems__` reads a batch at once: the same tensors, labels and ids as item by item."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from mer_lightning.data.datamodules import collate_clips
+
+    dm = CASME2DataModule(tiny_root, input=input, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"))
+    dm.prepare()
+    indices = [7, 0, 3, 11, 5]
+    data = ClipDataset(dm.clips, dm.table.labels, indices, 0.5, 0.5)
+    (batch,) = list(DataLoader(data, batch_size=8, collate_fn=collate_clips))
+    items = [data[i] for i in range(len(indices))]
+    assert torch.equal(batch["x"], torch.stack([item["x"] for item in items]))
+    assert batch["y"].dtype == torch.int64 and batch["y"].tolist() == [item["y"] for item in items]
+    assert batch["index"].tolist() == indices
+    # with augmentation the clips go one by one through the transform, and still batch
+    augmented = ClipDataset(dm.clips, dm.table.labels, indices, 0.5, 0.5, transform=lambda clip: clip[:, :, ::-1])
+    (flipped,) = list(DataLoader(augmented, batch_size=8, collate_fn=collate_clips))
+    assert torch.equal(flipped["x"], batch["x"].flip(-2)) and flipped["index"].tolist() == indices
+
+
 # -- augmentation --------------------------------------------------------------------------------
 def test_augmentation_is_identical_across_frames():
     frame = _texture(32)[None]  # (C, H, W)
