@@ -236,7 +236,7 @@ class MERModule(pl.LightningModule):
         """All processes' predictions, each sample once (DistributedSampler pads with repeats)."""
         if self.trainer.world_size > 1:
             gathered = self.all_gather(local)
-            local = {k: v.flatten(0, 1) if k != "probs" else v.flatten(0, 1) for k, v in gathered.items()}
+            local = {k: v.flatten(0, 1) for k, v in gathered.items()}
         order = torch.argsort(local["index"])
         local = {k: v[order].cpu() for k, v in local.items()}
         keep = torch.ones_like(local["index"], dtype=torch.bool)
