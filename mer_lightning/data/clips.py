@@ -60,15 +60,14 @@ def read_gray_or_color(path: Path, channels: int) -> np.ndarray:
     image = cv2.imdecode(data, flag) if data is not None and data.size else None
     if image is None:
         raise BadFrame(f"cannot decode frame {path}")
-    if _truncated_jpeg(data):
+    if truncated_jpeg(data[:2].tobytes(), data[-2:].tobytes()):
         raise BadFrame(f"truncated JPEG {path}")
     return image if channels == 1 else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _truncated_jpeg(data: np.ndarray) -> bool:
-    """A JPEG must end with the EOI marker (FF D9); OpenCV silently decodes truncated ones."""
-    is_jpeg = data.size >= 2 and data[0] == 0xFF and data[1] == 0xD8
-    return bool(is_jpeg and not (data[-2] == 0xFF and data[-1] == 0xD9))
+def truncated_jpeg(head: bytes, tail: bytes) -> bool:
+    """A JPEG (first bytes FF D8) must end with the EOI marker (FF D9); OpenCV silently decodes truncated ones."""
+    return head[:2] == b"\xff\xd8" and tail[-2:] != b"\xff\xd9"
 
 
 def load_clip(sample: Sample, mode: str, num_frames: int, size: int, channels: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mer_lightning.data.clips import truncated_jpeg
 from mer_lightning.data.samples import Sample, SampleTable
 from mer_lightning.utils.errors import MERError
 
@@ -72,7 +73,7 @@ def check_frame_files(span: list[tuple[int, Path]]) -> str:
                 tail = f.read(2)
         except OSError as err:
             return f"cannot read frame {path} ({err.strerror or err})"
-        if head == b"\xff\xd8" and tail != b"\xff\xd9":
+        if truncated_jpeg(head, tail):
             return f"truncated JPEG {path} (no end-of-image marker)"
     return ""
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mer_lightning.data.readers.common import IMAGE_SUFFIXES, pick_columns, require_root
+from mer_lightning.data.readers.common import IMAGE_SUFFIXES, find_file, pick_columns, require_root
 from mer_lightning.data.samples import Sample, SampleTable
 from mer_lightning.utils.errors import MERError
 
@@ -39,7 +39,7 @@ REQUEST_FROM = ("https://www.kaggle.com/c/challenges-in-representation-learning-
 def read_fer2013(root, dedupe: bool = True, **_) -> SampleTable:
     """Read FER-2013 (CSV if `fer2013.csv` is there, else the folder release) into a SampleTable."""
     root = require_root(root, "FER-2013", REQUEST_FROM)
-    csv = root / CSV_NAME if (root / CSV_NAME).is_file() else next(iter(sorted(root.glob(f"*/{CSV_NAME}"))), None)
+    csv = find_file(root, (CSV_NAME,))
     if csv is not None:
         table = read_csv_release(csv)
     elif (root / "train").is_dir():
