@@ -27,40 +27,36 @@ class MeanHead(nn.Module):
         return x.mean(dim=1)
 
 
-class BiLSTMHead(nn.Module):
-    """A bidirectional LSTM over the frame features; the last forward and first backward states."""
+class _BidirectionalRNNHead(nn.Module):
+    """A bidirectional recurrent layer over the frame features; the last forward and first backward states."""
 
+    rnn_type: type[nn.RNNBase] = nn.LSTM
     min_frames = 1
 
     def __init__(self, in_features: int, hidden_size: int = 64, num_layers: int = 1, dropout: float = 0.0,
                  min_frames: int = 1, **_):
         super().__init__()
-        self.rnn = nn.LSTM(in_features, hidden_size, num_layers=num_layers, batch_first=True,
-                           bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
-        self.num_features = 2 * hidden_size
-        self.min_frames = min_frames
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, (h, _) = self.rnn(x)
-        return torch.cat([h[-2], h[-1]], dim=1)
-
-
-class GRUHead(nn.Module):
-    """A bidirectional GRU over the frame features; the last forward and first backward states."""
-
-    min_frames = 1
-
-    def __init__(self, in_features: int, hidden_size: int = 64, num_layers: int = 1, dropout: float = 0.0,
-                 min_frames: int = 1, **_):
-        super().__init__()
-        self.rnn = nn.GRU(in_features, hidden_size, num_layers=num_layers, batch_first=True,
-                          bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = self.rnn_type(in_features, hidden_size, num_layers=num_layers, batch_first=True,
+                                 bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
         self.num_features = 2 * hidden_size
         self.min_frames = min_frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, h = self.rnn(x)
+        h = h[0] if isinstance(h, tuple) else h  # an LSTM returns (hidden, cell)
         return torch.cat([h[-2], h[-1]], dim=1)
+
+
+class BiLSTMHead(_BidirectionalRNNHead):
+    """A bidirectional LSTM over the frame features; the last forward and first backward states."""
+
+    rnn_type = nn.LSTM
+
+
+class GRUHead(_BidirectionalRNNHead):
+    """A bidirectional GRU over the frame features; the last forward and first backward states."""
+
+    rnn_type = nn.GRU
 
 
 class TransformerHead(nn.Module):
