@@ -39,10 +39,13 @@ test-fast: install
 # readers: full-sized SAMM / CASME II trees read and validated (seconds)
 # data: cache vs JPEG decoding, preprocessing throughput, a training epoch (a few minutes on CPU)
 # models: training clips/s of the model presets (CPU here; `--device cuda` on a GPU)
+# recipes: pooled LOSO UF1 and wall time of each model preset beside the linear flow baseline, on the
+#   realistic embedded data in the CASME II and SAMM layouts (the longest part: ~25 min on 2 CPU cores)
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
 	$(PY) benchmarks/bench_models.py
+	$(PY) benchmarks/bench_recipes.py
 
 lint: install
 	$(PY) -m ruff check mer_lightning tests benchmarks

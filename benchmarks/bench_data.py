@@ -1,13 +1,14 @@
 """Data-path benchmark (`make bench`): the preprocessing cache against decoding JPEGs every epoch.
 
 Measured side by side in one run, on the same clips (a synthetic CASME II-shaped tree written
-with mer_lightning.data.synthetic, 8-frame 112x112 grayscale clips):
+with mer_lightning.data.synthetic: 640x480 full frames of real faces, 8-frame 112x112 grayscale clips):
 
 1. clips/s served by the training DataLoader: from the memory-mapped cache, from an array already
    in memory, and decoding + resizing the JPEG frames on every access (what a loader without a
    cache does every epoch);
 2. preprocessing throughput: frame decoding + resizing, dlib face detection + landmarks + crop,
-   Farneback / DIS optical flow + strain; plus dlib on a real photograph (skimage's astronaut);
+   TV-L1 / Farneback / DIS optical flow + strain on the face at `flow_size`, flow sequences;
+   plus dlib on a real photograph (skimage's astronaut);
 3. one training epoch of cnn_bilstm (Lightning, the project's MERModule) fed from the cache, from
    memory, and from JPEGs.
 
@@ -37,15 +38,22 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
-from mer_lightning.data.cache import ClipCache, Preprocessing  # noqa: E402
-from mer_lightning.data.clips import frame_plan, load_clip  # noqa: E402
+from mer_lightning.data.cache import ClipCache  # noqa: E402
+from mer_lightning.data.clips import frame_plan  # noqa: E402
 from mer_lightning.data.datamodules import ClipDataset, collate_clips  # noqa: E402
 from mer_lightning.data.labels import apply_scheme  # noqa: E402
+from mer_lightning.data.preprocessing import (
+    Preprocessing,  # noqa: E402
+    load_clip,  # noqa: E402
+)
 from mer_lightning.data.readers import read_casme2  # noqa: E402
 from mer_lightning.data.synthetic import SyntheticSpec, write_casme2_like  # noqa: E402
 from mer_lightning.utils.errors import MERError  # noqa: E402
+from mer_lightning.vision.face import FaceNotFound  # noqa: E402
+from mer_lightning.vision.flow import FLOW_METHODS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+FLOW_SIZE = 112
 
 
 class DecodingDataset(Dataset):
@@ -96,22 +104,26 @@ def preprocessing_rows(table, size: int, frames: int, repeats: int) -> list[tupl
     n = len(table)
     per_clip = decoded_frames(table, "uniform", frames)
     onset_apex = decoded_frames(table, "onset_apex", 2)
-    stages = [("decode + resize (no face), 8 frames", Preprocessing(num_frames=frames, image_size=size), per_clip),
-              ("flow Farneback + strain (no face)", Preprocessing(input="flow", image_size=size), onset_apex),
-              ("flow DIS + strain (no face)", Preprocessing(input="flow", image_size=size, flow="dis"), onset_apex)]
-    aligner = None
+    stages = [("decode + resize (no face), 8 frames", Preprocessing(num_frames=frames, image_size=size), per_clip)]
+    aligner, face = None, "none"
     try:
-        from mer_lightning.vision.face import FaceAligner, FaceNotFound
+        from mer_lightning.vision.face import FaceAligner
 
         start = time.perf_counter()
-        aligner = FaceAligner()
+        aligner, face = FaceAligner(), "dlib"
         load = time.perf_counter() - start
         stages += [("dlib face + align + crop, 8 frames", Preprocessing(num_frames=frames, image_size=size, face="dlib"),
-                    per_clip),
-                   ("dlib face + crop + Farneback flow", Preprocessing(input="flow", image_size=size, face="dlib"),
-                    onset_apex)]
+                    per_clip)]
     except MERError:
         pass
+    # motion measured on the face at flow_size (the data configs' default 112), then resized to 32
+    for method in FLOW_METHODS:
+        stages.append((f"{face} face + {method} flow + strain at flow_size {FLOW_SIZE}",
+                       Preprocessing(input="flow", image_size=32, flow_size=FLOW_SIZE, flow=method, face=face),
+                       onset_apex))
+    stages.append((f"{face} face + farneback flow_seq, {frames} steps at flow_size {FLOW_SIZE}",
+                   Preprocessing(input="flow_seq", num_frames=frames, image_size=32, flow_size=FLOW_SIZE, face=face),
+                   per_clip))
     for name, prep, decoded in stages:
         found = []
 
@@ -128,6 +140,8 @@ def preprocessing_rows(table, size: int, frames: int, repeats: int) -> list[tupl
 
         seconds = best_of(repeats, run)
         note = f"faces found on {len(found)}/{n} synthetic clips" if prep.face == "dlib" else ""
+        if prep.face == "none" and prep.input != "frames":
+            note = "whole frames: the [face] extra is not installed"
         rows.append((name, f"{n / seconds:,.0f}", f"{decoded / seconds:,.0f}", note))
     if aligner is not None:
         from skimage.data import astronaut
@@ -240,7 +254,7 @@ def main() -> None:
         n = len(table)
         jpegs = sum(len(s.frames) for s in table)
         print(f"# mer_lightning data benchmark\n\n{n} clips ({args.subjects} subjects, {jpegs} JPEG frames of "
-              f"128x128 written in {time.perf_counter() - t0:.1f} s), clips of {args.frames} frames at "
+              f"{spec.size[0]}x{spec.size[1]} written in {time.perf_counter() - t0:.1f} s), clips of {args.frames} frames at "
               f"{args.size}x{args.size}, grayscale; batch {args.batch_size}, {args.workers} loader worker(s); "
               f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s) visible, torch "
               f"{torch.__version__}, {torch.get_num_threads()} threads; best of {args.repeats}.\n", flush=True)

@@ -25,8 +25,12 @@ from mer_lightning.utils.resolvers import register_resolvers  # noqa: E402
 
 register_resolvers()
 
-# a small synthetic dataset: 6 subjects x 3 classes x 2 clips, 32 px frames
-TINY = ["data.spec.subjects=6", "data.spec.clips_per_class=2", "data.image_size=32", "model.num_frames=4",
+# the tiny realistic variant: 6 subjects x 5 classes x 2 clips of 6-9 frames, written as CASME II's
+# Cropped release (face crops, so data.face=auto needs no face detection) from 320x240 frames
+TINY_SPEC = {"subjects": 6, "clips_per_class": 2, "min_frames": 6, "max_frames": 9, "frame_size": (320, 240),
+             "cropped": True}
+TINY = ["data.spec.subjects=6", "data.spec.clips_per_class=2", "data.spec.min_frames=6", "data.spec.max_frames=9",
+        "data.spec.frame_size=[320,240]", "data.spec.cropped=true", "data.image_size=32", "model.num_frames=4",
         "extras.print_config=false", "trainer.accelerator=cpu", "++protocol.test_subjects=2",
         "protocol.val_subjects=1", "data.batch_size=4"]
 
@@ -37,7 +41,7 @@ def tiny_root(tmp_path_factory) -> Path:
     from mer_lightning.data.synthetic import SyntheticSpec, ensure_synthetic
 
     root = tmp_path_factory.mktemp("data") / "synthetic"
-    return ensure_synthetic(root, SyntheticSpec(subjects=6, clips_per_class=2, seed=0))
+    return ensure_synthetic(root, SyntheticSpec(**TINY_SPEC))
 
 
 def compose_cfg(config_name: str, out_dir: Path, overrides: list[str]) -> DictConfig:

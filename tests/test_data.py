@@ -22,14 +22,15 @@ def _digest(root):
 
 
 def test_synthetic_is_seeded_and_reused(tmp_path):
-    spec = SyntheticSpec(subjects=3, clips_per_class=1, seed=5)
+    small = {"subjects": 2, "clips_per_class": 1, "min_frames": 4, "max_frames": 5, "frame_size": (240, 180)}
+    spec = SyntheticSpec(**small, seed=5)
     a = ensure_synthetic(tmp_path / "a", spec)
     b = ensure_synthetic(tmp_path / "b", spec)
     assert _digest(a) == _digest(b)
-    stamp = (a / "Cropped").stat().st_mtime_ns
+    stamp = (a / "CASME2_RAW_selected").stat().st_mtime_ns
     ensure_synthetic(tmp_path / "a", spec)  # already there: not regenerated
-    assert (a / "Cropped").stat().st_mtime_ns == stamp
-    c = ensure_synthetic(tmp_path / "c", SyntheticSpec(subjects=3, clips_per_class=1, seed=6))
+    assert (a / "CASME2_RAW_selected").stat().st_mtime_ns == stamp
+    c = ensure_synthetic(tmp_path / "c", SyntheticSpec(**small, seed=6))
     assert _digest(c) != _digest(a)
 
 
@@ -37,8 +38,12 @@ def test_synthetic_identity_differs_more_than_expression(tiny_root):
     """Between subjects the frames differ more than between onset and apex of one clip."""
     import cv2
 
-    table = read_casme2(tiny_root)
-    frames = lambda s: [cv2.imread(str(p), cv2.IMREAD_GRAYSCALE).astype(float) for p in s.frames]  # noqa: E731
+    table = read_casme2(tiny_root)  # face crops, a size per subject: compared at 64 x 64
+
+    def frames(sample):
+        return [cv2.resize(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), (64, 64), interpolation=cv2.INTER_AREA)
+                .astype(float) for p in sample.frames]
+
     within = []
     for sample in table:
         fa = frames(sample)
@@ -51,13 +56,14 @@ def test_synthetic_identity_differs_more_than_expression(tiny_root):
 
 def test_synthetic_in_casme2_layout_reads_back(tiny_root):
     table = read_casme2(tiny_root)
-    assert len(table) == 6 * 3 * 2 and not table.skipped
+    assert len(table) == 6 * 5 * 2 and not table.skipped
     sample = table[0]
     assert sample.subject.startswith("sub") and sample.frames[0].name.startswith("reg_img")
     assert list(sample.frame_numbers) == sorted(sample.frame_numbers)
     assert sample.frame_numbers[0] == sample.onset and sample.frame_numbers[-1] == sample.offset
-    labelled = apply_scheme(table, "all")
-    assert labelled.classes == ["disgust", "happiness", "surprise"]
+    assert all(s.cropped for s in table), "the Cropped release holds face crops"
+    labelled = apply_scheme(table, "casme2_5")
+    assert labelled.classes == ["happiness", "disgust", "repression", "surprise", "others"]
     assert set(labelled.class_counts().values()) == {12}
 
 

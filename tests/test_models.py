@@ -32,7 +32,8 @@ BACKBONES = {
        for name in ("resnet18", "efficientnet_b0", "mobilenetv3_small_100")},
 }
 HEADS = {"mean": "MeanHead", "bilstm": "BiLSTMHead", "gru": "GRUHead", "transformer": "TransformerHead"}
-SMALL = ["model.num_frames=2", "data.batch_size=2"]
+# frames (1 channel, grayscale): the shape checks below are written for it
+SMALL = ["model.num_frames=2", "data.batch_size=2", "data.input=frames"]
 PAIRS = [(b, h) for b in BACKBONES for h in HEADS]
 
 
@@ -205,10 +206,10 @@ def test_channels_that_do_not_fit(train_cfg):
 def test_image_too_small_for_the_backbone(train_cfg):
     with pytest.raises(MERError, match=r"data.image_size=8 is too small.*16x16"):
         train(train_cfg("data.image_size=8", *SMALL, "debug=fast_dev_run"))
-    model = build(train_cfg("model=timm", "data.image_size=16"))
+    model = build(train_cfg("model=timm", "data.image_size=16", "data.input=frames"))
     with pytest.raises(MERError, match=r"too small for backbone resnet18.*min_image_size"):
         model.check_input(2, 1, 16)
-    build(train_cfg("model=timm", "model.backbone.min_image_size=16")).check_input(2, 1, 16)
+    build(train_cfg("model=timm", "model.backbone.min_image_size=16", "data.input=frames")).check_input(2, 1, 16)
 
 
 def test_check_input_leaves_the_model_and_rng_alone(train_cfg):

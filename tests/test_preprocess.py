@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mer_lightning.data.cache import ClipCache, Preprocessing, input_channels
-from mer_lightning.data.clips import load_clip
+from mer_lightning.data.cache import ClipCache
 from mer_lightning.data.datamodules import CASME2DataModule, ClipDataset
 from mer_lightning.data.labels import apply_scheme
+from mer_lightning.data.preprocessing import Preprocessing, input_channels, load_clip
 from mer_lightning.data.readers import read_casme2
 from mer_lightning.data.splits import Fold
 from mer_lightning.data.transforms import ClipAugment, build_augment
@@ -397,9 +397,9 @@ def test_preprocess_cli_builds_then_reuses(tiny_root, tmp_path):
               f"paths.cache_dir={tmp_path / 'cache'}"]
     first = run_cli("mer_lightning.preprocess", *common, f"hydra.run.dir={tmp_path / 'a'}")
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "preprocessing cache built" in first.stdout and "36 clip(s) processed" in first.stdout
+    assert "preprocessing cache built" in first.stdout and "60 clip(s) processed" in first.stdout
     report = json.loads((tmp_path / "a/preprocess.json").read_text())
-    assert report["built"] and report["kept"] == 36 and report["samples"] == 36
+    assert report["built"] and report["kept"] == 60 and report["samples"] == 60
     second = run_cli("mer_lightning.preprocess", *common, f"hydra.run.dir={tmp_path / 'b'}")
     assert second.returncode == 0 and "preprocessing cache reused" in second.stdout
     blocker = tmp_path / "a_file"

@@ -23,7 +23,7 @@ def test_loso_tests_every_sample_once_and_pools(train_cfg, tmp_path):
     train(train_cfg("protocol=loso", *FAST, out=out))
     results, preds = _read(out)
     assert len(results["folds"]) == 6 and sorted(preds.subject.unique()) == [f"sub0{i}" for i in range(1, 7)]
-    assert preds.sample_id.is_unique and len(preds) == 36
+    assert preds.sample_id.is_unique and len(preds) == 60
     for fold in results["folds"]:
         assert len(fold["test_subjects"]) == 1
         assert set(preds[preds.fold == fold["index"]].subject) == set(fold["test_subjects"])
@@ -45,7 +45,7 @@ def test_subject_kfold_and_fold_subset(train_cfg, tmp_path):
     results, preds = _read(out)
     assert [f["index"] for f in results["folds"]] == [0, 2]
     assert sorted(p.name for p in (out / "folds").iterdir()) == ["fold_00", "fold_02"]
-    assert len(preds) == 24  # two of three folds, two subjects each
+    assert len(preds) == 40  # two of three folds, two subjects of 10 clips each
 
 
 def test_unknown_fold_index_is_refused(train_cfg, tmp_path):
@@ -157,7 +157,7 @@ def test_sigterm_saves_and_the_same_command_resumes(tmp_path, tiny_root):
     said = again.stdout + again.stderr
     assert "already finished, skipped" in said and "Resuming fold 1" in said
     assert torch_epoch(out / "folds/fold_01/checkpoints/last.ckpt") == 39 > preempted
-    assert len(pd.read_csv(out / "predictions.csv")) == 12
+    assert len(pd.read_csv(out / "predictions.csv")) == 20
 
 
 def torch_epoch(path):

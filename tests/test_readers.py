@@ -33,7 +33,8 @@ from mer_lightning.data.synthetic import (
 from mer_lightning.utils.errors import MERError
 from tests.conftest import run_cli
 
-SMALL = dict(subjects=3, clips_per_class=1, min_frames=5, max_frames=7, seed=1)
+SMALL = dict(subjects=3, clips_per_class=1, min_frames=5, max_frames=7, frame_size=(320, 240), seed=1)
+EMOTIONS = {"casme2": ("happiness", "surprise", "disgust"), "samm": ("Anger", "Happiness", "Surprise", "Other")}
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +42,9 @@ def trees(tmp_path_factory) -> dict[str, Path]:
     """One small tree per layout, written once for this module (tests copy before damaging one)."""
     base = tmp_path_factory.mktemp("layouts")
     return {
-        "casme2": write_casme2_like(base / "CASME2", SyntheticSpec(**SMALL, layout="casme2")),
-        "casme2_raw": write_casme2_like(base / "CASME2_raw", SyntheticSpec(**SMALL, layout="casme2"), cropped=False),
-        "samm": write_samm_like(base / "SAMM", SyntheticSpec(**SMALL, layout="samm")),
+        "casme2": write_casme2_like(base / "CASME2", SyntheticSpec(**SMALL, emotions=EMOTIONS["casme2"], cropped=True)),
+        "casme2_raw": write_casme2_like(base / "CASME2_raw", SyntheticSpec(**SMALL, emotions=EMOTIONS["casme2"])),
+        "samm": write_samm_like(base / "SAMM", SyntheticSpec(**SMALL, emotions=EMOTIONS["samm"], layout="samm")),
         "smic": write_smic_like(base / "SMIC", SyntheticSpec(**SMALL, layout="smic")),
         "fer_csv": write_fer2013_like(base / "fer_csv", SyntheticSpec(**SMALL, layout="fer2013")),
         "fer_folders": write_fer2013_like(base / "fer_dirs", SyntheticSpec(**SMALL, layout="fer2013"), folders=True),
@@ -276,8 +277,10 @@ def test_synthetic_layouts_train_through_their_readers(tmp_path):
     """data=synthetic in the SAMM and FER-2013 layouts goes through those readers end to end."""
     from mer_lightning.data.datamodules import SyntheticDataModule
 
-    for layout, n in (("samm", 12), ("fer2013", 21)):
-        dm = SyntheticDataModule(str(tmp_path / layout), spec={"subjects": 3, "clips_per_class": 1, "layout": layout},
+    for layout, n in (("samm", 15), ("fer2013", 21)):
+        spec = {"subjects": 3, "clips_per_class": 1, "layout": layout, "min_frames": 4, "max_frames": 6,
+                "frame_size": [320, 240]}
+        dm = SyntheticDataModule(str(tmp_path / layout), spec=spec,
                                  image_size=16, num_frames=2, cache_dir=None)
         table = dm.prepare()
         assert len(table) == n and {s.dataset for s in table} == {"synthetic"}
@@ -291,7 +294,7 @@ def _composite_cfg(trees, out: Path, *overrides: str):
 
     return compose_cfg("train.yaml", out, [
         "data=composite", f"data.samm_root={trees['samm']}", f"data.casme2_root={trees['casme2']}",
-        "data.image_size=16", "model.num_frames=2", "data.cache_dir=null", "data.batch_size=4",
+        "data.image_size=16", "model.num_frames=2", "data.cache_dir=null", "data.batch_size=4", "data.face=none",
         "extras.print_config=false", "trainer.accelerator=cpu", "debug=limit", "trainer.max_epochs=1",
         "protocol.val_subjects=1", "logger=csv", *overrides])
 

@@ -30,7 +30,7 @@ def test_run_writes_report_and_best_checkpoint(train_cfg, tmp_path):
     assert (out / "folds/fold_00/checkpoints/best.ckpt").is_file()
     assert "UF1" in (out / "results.md").read_text()
     saved = json.loads((out / "results.json").read_text())
-    assert saved["pooled"]["n"] == 12  # 2 held-out subjects x 6 clips
+    assert saved["pooled"]["n"] == 20  # 2 held-out subjects x 10 clips
 
 
 def test_resume_from_checkpoint_continues_epochs(train_cfg, tmp_path):
@@ -91,7 +91,7 @@ def test_ddp_inside_a_multirun_runs_each_job_once(tmp_path, tiny_root):
     assert not logs.exists(), "no rank re-ran the sweep into a directory of its own"
     for job in ("0", "1"):
         results = json.loads((sweep / job / "results.json").read_text())
-        assert results["pooled"]["n"] == 12 and "status" not in results
+        assert results["pooled"]["n"] == 20 and "status" not in results
 
 
 def test_multirun_over_models_makes_two_runs(tmp_path, tiny_root):

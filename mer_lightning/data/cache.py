@@ -1,17 +1,18 @@
-"""Preprocessed clips on disk: aligned, selected, motion computed once, memory-mapped ever after.
+"""Storage of preprocessed clips: built once, memory-mapped ever after (what is computed per clip
+lives in `preprocessing.py`).
 
 A cache entry is a folder `<paths.cache_dir>/<dataset>-<key>/` holding
 
 - `clips.npy`: every usable clip, (N, T, C, H, W), opened memory-mapped (the OS page cache, not
   the Python heap, holds it; DataLoader workers share it). uint8 for `input=frames`, float16 in
-  [0, 1] for `diff` (0.5 = no change) and `flow` (u, v, strain min-max normalised per clip);
+  [0, 1] for the motion inputs (`diff*`: 0.5 = no change; `flow*`: u, v, strain min-max normalised per clip);
 - `manifest.json`, written last: the key, the options, the ids of the clips in row order, the
   clips that were skipped and why, and the build statistics.
 
 The key is a SHA-256 over the dataset root, the sample list (ids, frame paths with their sizes and
-modification times, onset / apex / offset) and every option that changes the arrays (input, face
-and its settings, frame selection, number of frames, image size, channels, flow method) plus the
-code versions of this module, the face aligner and the flow. Change any of them and a new entry
+modification times, onset / apex / offset, whether the frames are face crops) and every option that
+changes the arrays (input, face and its settings, frame selection, number of frames, image size,
+flow size, channels, flow method) plus the code versions of the cache, preprocessing, faces and flow. Change any of them and a new entry
 is built; nothing stale is ever served.
 
 Writes are atomic: an entry is built in a hidden temporary folder in the cache directory, the
@@ -36,144 +37,19 @@ from typing import Sequence
 
 import numpy as np
 
-from mer_lightning.data.clips import (
-    FRAME_MODES,
-    BadFrame,
-    frame_plan,
-    frames_for,
-    load_clip,
-    read_gray_or_color,
-)
+from mer_lightning.data.clips import BadFrame
+from mer_lightning.data.preprocessing import Preprocessing
 from mer_lightning.data.samples import Sample, Skip
 from mer_lightning.utils.errors import MERError
-from mer_lightning.vision.face import FACE_METHODS, FaceNotFound, face_options
-from mer_lightning.vision.flow import FLOW_METHODS, FLOW_VERSION, diff_input, flow_input
+from mer_lightning.vision.face import FaceNotFound
 
 log = logging.getLogger(__name__)
 
-# bump when the layout of an entry or the way arrays are computed changes
+# bump when the layout of an entry changes (what is computed per clip has its own version)
 CACHE_VERSION = 1
-INPUTS = ("frames", "diff", "flow")
 MANIFEST = "manifest.json"
 ARRAY = "clips.npy"
 STALE_BUILD_SECONDS = 24 * 3600
-
-
-def input_channels(input: str = "frames", grayscale: bool | str = True) -> int:
-    """Channels the model receives: frames and diff 1 (grayscale) or 3 (RGB); flow 3 (u, v, strain).
-
-    Registered as the OmegaConf resolver `${input_channels:${data.input},${data.grayscale}}`.
-    """
-    if input not in INPUTS:
-        raise MERError(f"unknown data.input={input}; choose one of {INPUTS}")
-    if isinstance(grayscale, str):
-        grayscale = grayscale.strip().lower() not in ("false", "0", "no")
-    if input == "flow":
-        return 3
-    return 1 if grayscale else 3
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """What turns a sample's frame files into the array the model gets."""
-
-    input: str = "frames"
-    face: str = "none"
-    frames: str = "uniform"
-    num_frames: int = 8
-    image_size: int = 64
-    channels: int = 1  # of the decoded frames: 1 grayscale, 3 RGB (flow always decodes grayscale)
-    flow: str = "farneback"
-    face_margin: float = 0.2
-
-    def __post_init__(self):
-        if self.input not in INPUTS:
-            raise MERError(f"unknown data.input={self.input}; choose one of {INPUTS}")
-        if self.face not in FACE_METHODS:
-            raise MERError(f"unknown data.face={self.face}; choose one of {FACE_METHODS}")
-        if self.frames not in FRAME_MODES:
-            raise MERError(f"unknown data.frames={self.frames}; choose one of {FRAME_MODES}")
-        if self.flow not in FLOW_METHODS:
-            raise MERError(f"unknown data.flow={self.flow}; choose one of {FLOW_METHODS}")
-        if self.channels not in (1, 3):
-            raise MERError(f"frames are decoded with 1 (grayscale) or 3 (RGB) channels, not {self.channels}")
-
-    @property
-    def time_steps(self) -> int:
-        return frames_for(self.frames, self.num_frames) if self.input == "frames" else 1
-
-    @property
-    def out_channels(self) -> int:
-        return 3 if self.input == "flow" else self.channels
-
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        """(T, C, H, W) of one clip."""
-        return self.time_steps, self.out_channels, self.image_size, self.image_size
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.dtype(np.uint8 if self.input == "frames" else np.float16)
-
-    def options(self) -> dict:
-        """The options that change the arrays (options that do not apply are left out)."""
-        options = {"input": self.input, "face": face_options(self.face_margin) if self.face == "dlib" else "none",
-                   "image_size": self.image_size, "channels": self.channels if self.input != "flow" else 1}
-        if self.input == "frames":
-            options.update(frames=self.frames, num_frames=self.time_steps)
-        if self.input == "flow":
-            options.update(flow=self.flow, flow_version=FLOW_VERSION)
-        return options
-
-    def make_aligner(self):
-        if self.face != "dlib":
-            return None
-        from mer_lightning.vision.face import FaceAligner
-
-        return FaceAligner(margin=self.face_margin)
-
-    # -- one sample ----------------------------------------------------------------------------
-    def process(self, sample: Sample, aligner=None) -> np.ndarray:
-        """The sample's array (T, C, H, W); BadFrame / FaceNotFound when it cannot be made."""
-        if self.input == "frames":
-            return self._decode(sample, self.frames, self.num_frames, self.channels, aligner)
-        if self.input == "diff":
-            onset, apex = self._decode(sample, "onset_apex", 2, self.channels, aligner).astype(np.float32)
-            return diff_input(onset, apex)[None].astype(np.float16)
-        onset, apex = self._decode(sample, "onset_apex", 2, 1, aligner)
-        return flow_input(onset[0], apex[0], self.flow)[None].astype(np.float16)
-
-    def _decode(self, sample: Sample, mode: str, num_frames: int, channels: int, aligner) -> np.ndarray:
-        if aligner is None:  # exactly what the DataModule served before the cache existed
-            return load_clip(sample, mode, num_frames, self.image_size, channels)
-        return load_aligned_clip(sample, mode, num_frames, self.image_size, channels, aligner)
-
-
-def _raw_frame(sample: Sample, i: int, channels: int) -> np.ndarray:
-    if sample.image is not None:
-        image = sample.image
-        if channels == 3 and image.ndim == 2:
-            image = np.repeat(image[..., None], 3, axis=2)
-        return image
-    return read_gray_or_color(sample.frames[i], channels)
-
-
-def load_aligned_clip(sample: Sample, mode: str, num_frames: int, size: int, channels: int, aligner) -> np.ndarray:
-    """Like `load_clip`, with the face crop of the onset frame applied to every frame: uint8 (T, C, H, W)."""
-    plan = frame_plan(sample, mode, num_frames)
-    numbers = np.array(sample.frame_numbers or [0])
-    onset_index = int(np.argmin(np.abs(numbers - sample.onset))) if sample.frame_numbers else 0
-    transform = aligner.estimate(_raw_frame(sample, onset_index, channels))
-    cache: dict[int, np.ndarray] = {}
-
-    def frame(i: int) -> np.ndarray:
-        if i not in cache:
-            cache[i] = transform.apply(_raw_frame(sample, i, channels), size).astype(np.float32)
-        return cache[i]
-
-    steps = [(1 - w) * frame(a) + w * frame(b) for a, b, w in plan]
-    clip = np.clip(np.rint(np.stack(steps)), 0, 255).astype(np.uint8)
-    return clip[:, None] if clip.ndim == 3 else clip.transpose(0, 3, 1, 2)
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -185,7 +61,7 @@ class CacheReport:
     built: bool
     clips: int
     kept: int
-    faces_found: int | None
+    faces_found: int | None  # clips whose face was found with dlib (None: no face detection at all)
     skipped: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     nbytes: int = 0
@@ -193,7 +69,8 @@ class CacheReport:
     def summary(self) -> str:
         where = self.path or "memory (no cache_dir)"
         verb = "built" if self.built else "reused"
-        faces = f", {self.faces_found} face(s) found" if self.faces_found is not None else ""
+        faces = (f", {self.faces_found} face(s) found with dlib" if self.faces_found is not None
+                 else ", whole frames (no face detection)")
         lines = [f"preprocessing cache {verb}: {where}",
                  f"  {self.clips} clip(s) processed{faces}, {self.kept} kept, {len(self.skipped)} skipped, "
                  f"{self.seconds:.1f} s to build ({self.clips / max(self.seconds, 1e-9):.1f} clips/s), "
@@ -227,7 +104,7 @@ class ClipCache:
         h.update(json.dumps(head, sort_keys=True).encode())
         for s in samples:
             h.update(json.dumps([s.id, s.onset, s.apex, s.offset, list(s.frame_numbers),
-                                 [str(p) for p in s.frames]]).encode())
+                                 [str(p) for p in s.frames], s.cropped]).encode())
             for path in s.frames:
                 try:
                     st = os.stat(path)
@@ -357,14 +234,14 @@ class ClipCache:
 
     def _process(self, samples: Sequence[Sample], target: np.ndarray, path: Path | None) -> Prepared:
         start = time.perf_counter()
-        aligner = self.prep.make_aligner()
+        aligner = self.prep.make_aligner(samples)
         kept, skipped, faces = [], [], 0
         with _progress(len(samples), f"preprocessing {self.dataset}", self.progress) as advance:
             for i, sample in enumerate(samples):
                 try:
                     target[len(kept)] = self.prep.process(sample, aligner)
                     kept.append(i)
-                    faces += aligner is not None
+                    faces += aligner is not None and self.prep.wants_face(sample)
                 except (BadFrame, FaceNotFound) as err:
                     reason = f"no face found on the onset frame ({err})" if isinstance(err, FaceNotFound) else str(err)
                     skipped.append(Skip(sample.id, reason))

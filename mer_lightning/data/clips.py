@@ -1,8 +1,8 @@
-"""Frame selection (onset..offset -> T frames, apex, onset+apex) and decoding of a clip.
+"""Frame selection (onset..offset -> T frames, apex, onset+apex) and decoding of one frame.
 
-`frame_plan` says which frames (and blend weights) make up the T time steps; `load_clip`
-decodes them into a uint8 array (T, C, H, W). Clips shorter than T are temporally
-interpolated (a linear blend of the two nearest frames), never padded with repeats of garbage.
+`frame_plan` says which frames (and blend weights) make up the T time steps (decoded, cropped and
+turned into inputs by `preprocessing.py`). Clips shorter than T are temporally interpolated (a
+linear blend of the two nearest frames), never padded with repeats of garbage.
 """
 
 from __future__ import annotations
@@ -68,25 +68,3 @@ def read_gray_or_color(path: Path, channels: int) -> np.ndarray:
 def truncated_jpeg(head: bytes, tail: bytes) -> bool:
     """A JPEG (first bytes FF D8) must end with the EOI marker (FF D9); OpenCV silently decodes truncated ones."""
     return head[:2] == b"\xff\xd8" and tail[-2:] != b"\xff\xd9"
-
-
-def load_clip(sample: Sample, mode: str, num_frames: int, size: int, channels: int) -> np.ndarray:
-    """Decode a clip's selected frames, resized to size x size: uint8 (T, C, H, W)."""
-    plan = frame_plan(sample, mode, num_frames)
-    cache: dict[int, np.ndarray] = {}
-
-    def frame(i: int) -> np.ndarray:
-        if i not in cache:
-            if sample.image is not None:
-                image = sample.image
-                if channels == 3 and image.ndim == 2:
-                    image = np.repeat(image[..., None], 3, axis=2)
-            else:
-                image = read_gray_or_color(sample.frames[i], channels)
-            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-            cache[i] = image.astype(np.float32)
-        return cache[i]
-
-    steps = [(1 - w) * frame(a) + w * frame(b) for a, b, w in plan]
-    clip = np.clip(np.rint(np.stack(steps)), 0, 255).astype(np.uint8)
-    return clip[:, None] if clip.ndim == 3 else clip.transpose(0, 3, 1, 2)

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
-from mer_lightning.data.cache import CacheReport, ClipCache, Prepared, Preprocessing, input_channels
+from mer_lightning.data.cache import CacheReport, ClipCache, Prepared
 from mer_lightning.data.labels import apply_scheme
+from mer_lightning.data.preprocessing import Preprocessing, input_channels
 from mer_lightning.data.readers import READERS
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.data.splits import Fold
@@ -123,6 +124,7 @@ class MERDataModule(pl.LightningDataModule):
         input: str = "frames",
         face: str | None = "none",
         flow: str = "farneback",
+        flow_size: int | None = None,
         grayscale: bool | None = None,
         cache_dir: str | None = None,
         augment: Any = None,
@@ -143,7 +145,8 @@ class MERDataModule(pl.LightningDataModule):
         self.image_size, self.frames = image_size, frames
         self.preprocessing = Preprocessing(input=input, face=str(face or "none").lower(), frames=frames,
                                            num_frames=num_frames, image_size=image_size,
-                                           channels=1 if self.grayscale else 3, flow=flow)
+                                           channels=1 if self.grayscale else 3, flow=flow,
+                                           flow_size=int(flow_size) if flow_size else None)
         self.num_frames = self.preprocessing.time_steps
         self.requested_frames = num_frames
         self.cache_dir = cache_dir
@@ -188,9 +191,22 @@ class MERDataModule(pl.LightningDataModule):
             log.warning("Skipped %s: %s", skip.sample, skip.reason)
         for line in prepared.report.summary().splitlines()[:2]:  # where, what was done (skips: above)
             log.info("%s", line.strip())
+        log.info("faces: %s", self.face_summary(table))
         log.info("%s: %d samples, %d subjects, classes %s", self.dataset, len(self.table),
                  len(self.table.subjects), self.table.class_counts())
         return self.table
+
+    def face_summary(self, table: SampleTable) -> str:
+        """Which face handling the clips got (the log says it: `data.face=auto` decides per layout)."""
+        prep = self.preprocessing
+        wanted = sum(prep.wants_face(s) for s in table)
+        if prep.face == "none" or not wanted:
+            why = "the frames are face crops" if prep.face == "auto" else "data.face=none"
+            return f"whole frames, no face detection ({why})"
+        rest = len(table) - wanted
+        note = f"; {rest} clip(s) already face crops, used whole" if rest else ""
+        why = " (data.face=auto: full frames)" if prep.face == "auto" else ""
+        return f"dlib face crop of the onset frame on {wanted} clip(s){why}{note}"
 
     def clip_cache(self) -> ClipCache:
         """The cache of this dataset's preprocessed arrays (`cache_dir: null`: in memory)."""

@@ -22,6 +22,8 @@ class Sample:
     numbers as written in the file names; `onset`, `apex` and `offset` are absolute frame
     numbers as annotated. `subject` is unique within the table (composite tables prefix it
     with the source dataset). `label` is the class index once a label scheme is applied.
+    `cropped` says the frames are already face crops (CASME II `Cropped`, FER-2013), so
+    `data.face=auto` does not look for a face in them; full frames (SAMM, raw CASME II) leave it false.
     """
 
     dataset: str
@@ -36,6 +38,7 @@ class Sample:
     label: int = -1
     source: str = ""
     split: str = ""
+    cropped: bool = False
     image: np.ndarray | None = field(default=None, repr=False)
 
     @property

@@ -1,18 +1,18 @@
-"""A small synthetic micro-expression dataset, written in the real datasets' on-disk layouts.
+"""A small, realistic synthetic micro-expression dataset, written in the real datasets' layouts.
 
-Each subject has its own face (shape, skin and background tone, feature positions, mouth
-curvature) and these identities differ far more than the expressions do: an expression is a
-displacement of a few pixels of the brows or mouth corners that rises from the onset to the
-apex and fades by the offset. A single frame therefore says little about the class; the motion
-between frames says it all. That makes the data a fair smoke test for temporal models and for
-subject-independent evaluation, and it is generated in seconds, offline, from a seed.
+Frames are real face photographs animated by action-unit motions of 1-3 px, one identity per
+subject, small head motion in every frame, in full frames where the face must be found
+(`mer_lightning.data.synthetic_faces` renders them). Identity varies far more than expression,
+so raw appearance says little about the class: a model must find the face and measure motion,
+as on CASME II or SAMM. Generated offline from a seed in well under a minute.
 
 Writers, one per real layout (`../shared/formats`), quirks included, so that every reader is
 tested on files shaped like the real ones:
 
-- `write_casme2_like`: `Cropped/sub01/EP01_01/reg_img46.jpg` + `CASME2-coding-20140508.xlsx` with
-  integer subjects, two blank-headed columns and a '/' apex cell. The embedded default
-  (`data=synthetic`) is this tree, read through the same reader as `data=casme2`.
+- `write_casme2_like`: `CASME2_RAW_selected/sub01/EP01_01/img46.jpg` (640x480 full frames; or the
+  `Cropped/.../reg_img46.jpg` face crops) + `CASME2-coding-20140508.xlsx` with integer subjects,
+  two blank-headed columns and a '/' apex cell. The embedded default (`data=synthetic`) is the raw
+  tree, read through the same reader as `data=casme2`.
 - `write_samm_like`: `SAMM/006/006_1_2/006_05562.jpg` + `SAMM_Micro_FACS_Codes_v2.xlsx` whose header
   is on row 14 below free text, integer subjects with gaps, `Other` and once `others`.
 - `write_smic_like`: `HS/s1/micro/negative/s1_ne_01/image046811.bmp`, no sheet.
@@ -33,28 +33,20 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from mer_lightning.data.synthetic_faces import (
+    EMOTION_AUS,
+    PHOTOS,
+    expression_field,
+    make_identity,
+    render_clip,
+)
 from mer_lightning.utils.errors import MERError
 
 log = logging.getLogger(__name__)
 
-CANVAS = 128
-SHIFT = 4  # cv2 drawing with 4 fractional bits: sub-pixel feature positions
-# Expressions as (region, dx, dy) displacements at the apex, in canvas pixels.
-EXPRESSIONS: dict[str, dict[str, tuple[float, float]]] = {
-    "happiness": {"mouth_corners": (1.5, -4.0)},
-    "surprise": {"brows": (0.0, -4.0)},
-    "disgust": {"brows": (0.0, 3.5), "brows_inner": (2.0, 0.0)},
-    "repression": {"mouth_corners": (-1.5, 2.5)},
-    "anger": {"brows": (0.0, 3.0), "brows_inner": (3.0, 0.0)},
-    "contempt": {"mouth_corners": (2.5, -1.0)},
-    "sadness": {"mouth_corners": (0.5, 4.0), "brows_inner": (-2.0, 0.0)},
-    "fear": {"brows": (0.0, -2.5), "mouth_corners": (-2.0, 0.0)},
-    "neutral": {},
-}
-# other datasets' names for the same movements
-EXPRESSIONS.update(other=EXPRESSIONS["repression"], others=EXPRESSIONS["repression"], angry=EXPRESSIONS["anger"],
-                   happy=EXPRESSIONS["happiness"], sad=EXPRESSIONS["sadness"], negative=EXPRESSIONS["disgust"],
-                   positive=EXPRESSIONS["happiness"])
+# Frame sizes (width, height) written per layout: CASME II's raw 640x480; SAMM's 2040x1088 shots
+# at half size (the same face-to-frame proportion, a quarter of the pixels to write and decode)
+FRAME_SIZES = {"casme2": (640, 480), "samm": (1020, 544), "smic": (640, 480), "fer2013": (320, 240)}
 CASME2_SHEET = "CASME2-coding-20140508.xlsx"
 # as in some real copies: two extra columns with blank headers (pandas reads `Unnamed: 2`, `Unnamed: 6`)
 CASME2_COLUMNS = ["Subject", "Filename", "", "OnsetFrame", "ApexFrame", "OffsetFrame", "", "Action Units",
@@ -66,88 +58,9 @@ SAMM_SUBJECTS = (6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23
                  34, 35, 36, 37)  # 29 subjects, 006-037 with gaps, as in SAMM
 FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_NAMES = {"anger": "angry", "happiness": "happy", "sadness": "sad"}
-DEFAULT_EMOTIONS = {"casme2": ("happiness", "surprise", "disgust"), "samm": ("Anger", "Happiness", "Surprise", "Other"),
+DEFAULT_EMOTIONS = {"casme2": ("happiness", "disgust", "repression", "surprise", "others"),
+                    "samm": ("Anger", "Contempt", "Happiness", "Surprise", "Other"),
                     "smic": ("negative", "positive", "surprise"), "fer2013": FER_CLASSES}
-AUS = {"happiness": "12", "surprise": "1+2", "disgust": "4+9", "repression": "15"}
-
-
-@dataclass(frozen=True)
-class Face:
-    """A subject's identity: what stays fixed across their clips."""
-
-    cx: float
-    cy: float
-    rx: float
-    ry: float
-    skin: float
-    background: float
-    eye_dx: float
-    eye_y: float
-    brow_gap: float
-    brow_thickness: int
-    mouth_y: float
-    mouth_half_width: float
-    mouth_curve: float
-
-    @classmethod
-    def random(cls, rng: np.random.Generator) -> "Face":
-        scale = rng.uniform(0.85, 1.1)
-        return cls(
-            cx=CANVAS / 2 + rng.uniform(-6, 6),
-            cy=CANVAS / 2 + 4 + rng.uniform(-6, 6),
-            rx=42 * scale,
-            ry=52 * scale,
-            skin=rng.uniform(120, 210),
-            background=rng.uniform(20, 90),
-            eye_dx=rng.uniform(14, 20) * scale,
-            eye_y=rng.uniform(-16, -8) * scale,
-            brow_gap=rng.uniform(9.5, 12.5),
-            brow_thickness=int(rng.integers(2, 5)),
-            mouth_y=rng.uniform(20, 28) * scale,
-            mouth_half_width=rng.uniform(10, 17) * scale,
-            mouth_curve=rng.uniform(-2, 2),
-        )
-
-
-def _pt(x: float, y: float) -> tuple[int, int]:
-    return int(round(x * (1 << SHIFT))), int(round(y * (1 << SHIFT)))
-
-
-def render(face: Face, expression: str | None, intensity: float, jitter: tuple[float, float],
-           rng: np.random.Generator) -> np.ndarray:
-    """One grayscale frame (uint8, CANVAS x CANVAS) of `face` showing `expression` at `intensity`."""
-    moves = EXPRESSIONS.get(expression or "", {})
-
-    def move(region: str) -> tuple[float, float]:
-        dx, dy = moves.get(region, (0.0, 0.0))
-        return dx * intensity, dy * intensity
-
-    ox, oy = face.cx + jitter[0], face.cy + jitter[1]
-    img = np.full((CANVAS, CANVAS), face.background, np.float32)
-    cv2.ellipse(img, _pt(ox, oy), _pt(face.rx, face.ry), 0, 0, 360, face.skin, -1, cv2.LINE_AA, SHIFT)
-    dark = face.skin * 0.25
-    # eyes
-    for side in (-1, 1):
-        cv2.ellipse(img, _pt(ox + side * face.eye_dx, oy + face.eye_y), _pt(5.5, 3.2), 0, 0, 360, dark, -1, cv2.LINE_AA, SHIFT)
-    # brows: raised/lowered together, optionally pulled towards the midline
-    bdx, bdy = move("brows")
-    idx, _ = move("brows_inner")
-    for side in (-1, 1):
-        y = oy + face.eye_y - face.brow_gap + bdy
-        inner = (ox + side * (face.eye_dx - 7 - idx), y + 0.5 * idx)
-        outer = (ox + side * (face.eye_dx + 8), y - 1.5)
-        cv2.line(img, _pt(*inner), _pt(*outer), dark, face.brow_thickness, cv2.LINE_AA, SHIFT)
-    # nose
-    cv2.line(img, _pt(ox, oy + face.eye_y + 6), _pt(ox + 1, oy + face.mouth_y - 10), face.skin * 0.7, 2, cv2.LINE_AA, SHIFT)
-    # mouth: corners move, the centre stays
-    cdx, cdy = move("mouth_corners")
-    my = oy + face.mouth_y
-    left = (ox - face.mouth_half_width - cdx, my - face.mouth_curve + cdy)
-    right = (ox + face.mouth_half_width + cdx, my - face.mouth_curve + cdy)
-    pts = np.array([_pt(*left), _pt(ox, my), _pt(*right)], np.int32)
-    cv2.polylines(img, [pts], False, dark, 2, cv2.LINE_AA, SHIFT)
-    img += rng.normal(0, 3.0, img.shape).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def intensity_curve(n: int, apex: int) -> np.ndarray:
@@ -164,53 +77,70 @@ class SyntheticSpec:
     """What to generate. The defaults make the embedded dataset of `data=synthetic`.
 
     `layout` picks the real dataset whose files are imitated (casme2, samm, smic, fer2013);
-    `emotions` (empty: the layout's usual ones) are written as that dataset spells them.
+    `cropped` (CASME II only) writes the `Cropped` release (face crops) instead of the raw full
+    frames; `emotions` (empty: the layout's usual ones) are written as that dataset spells them.
+    `motion` is the range of the expression's peak displacement in pixels of the written frames;
+    `frame_size` (width, height; empty: the layout's own, `FRAME_SIZES`) sets the frames' size.
     """
 
-    subjects: int = 16
-    clips_per_class: int = 4
+    subjects: int = 10
+    clips_per_class: int = 3
     emotions: tuple[str, ...] = ()
     min_frames: int = 10
     max_frames: int = 18
-    # scale of the expression displacements (3.0: up to about 12 px on the 128 px canvas, 6 px at 64 px)
-    motion: float = 3.0
+    motion: tuple[float, float] = (1.0, 3.0)
+    frame_size: tuple[int, ...] = ()
+    cropped: bool = False
     seed: int = 0
     layout: str = "casme2"
 
     def fingerprint(self) -> dict:
         return {"subjects": self.subjects, "clips_per_class": self.clips_per_class,
                 "emotions": list(self.emotion_names), "min_frames": self.min_frames,
-                "max_frames": self.max_frames, "motion": self.motion, "seed": self.seed,
-                "layout": self.layout, "version": 3}
+                "max_frames": self.max_frames, "motion": list(self.motion), "frame_size": list(self.size),
+                "cropped": self.cropped, "seed": self.seed, "layout": self.layout, "version": 5}
 
     @property
     def emotion_names(self) -> tuple[str, ...]:
         return tuple(self.emotions) or DEFAULT_EMOTIONS[self.layout]
 
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.frame_size) or FRAME_SIZES[self.layout]
+
 
 @dataclass
 class SynthClip:
-    """One generated clip: who, which expression, its absolute frame numbers and its frames."""
+    """One generated clip: who, which expression, its absolute frame numbers, its frames and face box."""
 
     subject: int  # 1-based subject number
     number: int  # 1-based clip number within the subject
     suffix: int  # a small number for clip names (CASME II's EPxx_yy, SAMM's inducement code)
     emotion: str
+    aus: tuple[str, ...]  # the action units shown
     first: int  # absolute number of the onset frame
     apex: int  # absolute number of the apex frame
-    frames: list[np.ndarray]
+    frames: list[np.ndarray]  # full frames, uint8 RGB (H, W, 3) or grayscale (H, W)
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1) around the subject's face, the same all clip
 
     @property
     def last(self) -> int:
         return self.first + len(self.frames) - 1
+
+    def crop(self, frame: np.ndarray) -> np.ndarray:
+        """The face box of a frame (what a cropped release keeps)."""
+        x0, y0, x1, y1 = self.box
+        height, width = frame.shape[:2]
+        return frame[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)]
 
 
 def synth_clips(spec: SyntheticSpec, first_frame: tuple[int, int] = (1, 400)) -> Iterator[SynthClip]:
     """Every clip of `spec`, subject by subject, drawn from its seed (the same clips for any layout)."""
     rng = np.random.default_rng(spec.seed)
     emotions = spec.emotion_names
+    grayscale = spec.layout == "samm"  # SAMM's camera is monochrome
     for s in range(1, spec.subjects + 1):
-        face = Face.random(rng)
+        identity = make_identity(rng, PHOTOS[(s - 1) % len(PHOTOS)], spec.size)
         plan = [e for e in emotions for _ in range(spec.clips_per_class)]
         rng.shuffle(plan)
         for k, emotion in enumerate(plan, start=1):
@@ -218,38 +148,41 @@ def synth_clips(spec: SyntheticSpec, first_frame: tuple[int, int] = (1, 400)) ->
             n = int(rng.integers(spec.min_frames, spec.max_frames + 1))
             first = int(rng.integers(*first_frame))
             apex_i = int(rng.integers(n // 3, 2 * n // 3 + 1))
-            curve = intensity_curve(n, apex_i)
-            gain = spec.motion * rng.uniform(0.8, 1.2)
-            frames = [render(face, emotion.lower(), gain * curve[i], tuple(rng.normal(0, 0.4, 2)), rng)
-                      for i in range(n)]
-            yield SynthClip(s, k, suffix, emotion, first, first + apex_i, frames)
+            choices = EMOTION_AUS.get(emotion.lower(), ((),))
+            aus = choices[int(rng.integers(len(choices)))]
+            field = expression_field(identity, aus, rng.uniform(*spec.motion))
+            frames = render_clip(identity, field, intensity_curve(n, apex_i), rng, grayscale=grayscale)
+            yield SynthClip(s, k, suffix, emotion, aus, first, first + apex_i, frames, identity.box)
 
 
-def _write_frames(clip_dir: Path, clip: SynthClip, name) -> None:
+def _write_frames(clip_dir: Path, clip: SynthClip, name, crop: bool = False) -> None:
     clip_dir.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(clip.frames):
         path = clip_dir / name(clip.first + i)
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if path.suffix == ".jpg" else []
-        cv2.imwrite(str(path), frame, params)
+        image = clip.crop(frame) if crop else frame
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image, params)
 
 
-def write_casme2_like(root: Path, spec: SyntheticSpec, cropped: bool = True) -> Path:
+def write_casme2_like(root: Path, spec: SyntheticSpec, cropped: bool | None = None) -> Path:
     """Write a CASME II-shaped tree under `root` and return the root.
 
-    Layout: `Cropped/subNN/EPxx_yy/reg_img<N>.jpg` (or `CASME2_RAW_selected/.../img<N>.jpg` when
-    `cropped` is false) with absolute frame numbers that do not start at 1, and the coding sheet
+    Layout: `CASME2_RAW_selected/subNN/EPxx_yy/img<N>.jpg` (full 640x480 RGB frames) or, when
+    `cropped` (default: `spec.cropped`), `Cropped/subNN/EPxx_yy/reg_img<N>.jpg` (the face box),
+    with absolute frame numbers that do not start at 1, and the coding sheet
     `CASME2-coding-20140508.xlsx` whose `Subject` column holds integers, with two blank-headed
     columns, and whose second row's apex is '/' (as sub04 EP12_01f in the real sheet).
     """
     root = Path(root)
+    cropped = spec.cropped if cropped is None else cropped
     folder, prefix = ("Cropped", "reg_img") if cropped else ("CASME2_RAW_selected", "img")
     rows = []
     for clip in synth_clips(spec):
         name = f"EP{clip.number:02d}_{clip.suffix:02d}"
-        _write_frames(root / folder / f"sub{clip.subject:02d}" / name, clip, lambda n: f"{prefix}{n}.jpg")
+        _write_frames(root / folder / f"sub{clip.subject:02d}" / name, clip, lambda n: f"{prefix}{n}.jpg", cropped)
         apex = "/" if len(rows) == 1 else clip.apex
         rows.append([clip.subject, name, None, clip.first, apex, clip.last, None,
-                     AUS.get(clip.emotion, ""), clip.emotion.lower()])
+                     "+".join(clip.aus), clip.emotion.lower()])
     _write_xlsx(root / CASME2_SHEET, [CASME2_COLUMNS, *rows])
     return root
 
@@ -273,7 +206,7 @@ def write_samm_like(root: Path, spec: SyntheticSpec) -> Path:
         if emotion == "Other" and not spelled_others:
             emotion, spelled_others = "others", True
         rows.append([subject, name, f"{clip.suffix}_{clip.number}", clip.first, clip.apex, clip.last,
-                     clip.last - clip.first + 1, "Micro - 1/2", "AU" + AUS.get(emotion.lower(), "4"), emotion,
+                     clip.last - clip.first + 1, "Micro - 1/2", "+".join(clip.aus), emotion,
                      "", ""])
     preamble = [["SAMM: Spontaneous Actions and Micro-Movements (synthetic copy written by mer_lightning)"],
                 ["Facial Action Coding System codes, micro-movements"], *[[""]] * 10,
@@ -302,7 +235,9 @@ def write_fer2013_like(root: Path, spec: SyntheticSpec, folders: bool = False) -
     root.mkdir(parents=True, exist_ok=True)
     rows = []
     for i, clip in enumerate(synth_clips(spec)):
-        image = cv2.resize(clip.frames[clip.apex - clip.first], (48, 48), interpolation=cv2.INTER_AREA)
+        apex = clip.crop(clip.frames[clip.apex - clip.first])
+        apex = cv2.cvtColor(apex, cv2.COLOR_RGB2GRAY) if apex.ndim == 3 else apex
+        image = cv2.resize(apex, (48, 48), interpolation=cv2.INTER_AREA)
         usage = ("Training",) * 8 + ("PublicTest", "PrivateTest")
         emotion = FER_NAMES.get(clip.emotion.lower(), clip.emotion.lower())
         rows.append((FER_CLASSES.index(emotion), image, usage[i % 10]))

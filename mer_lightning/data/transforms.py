@@ -9,7 +9,7 @@ albumentations 2.x applies one draw of random parameters to all images given as
 `Compose(...)(images=array_of_T_HWC)`: a clip is flipped, shifted and brightened as a whole, so
 the motion between its frames (the only signal of a micro-expression) is left intact.
 
-With `data.input=flow` the channels are u, v and strain: a horizontal flip mirrors the field and
+With `data.input=flow` (or `flow_seq`) the channels are u, v and strain: a horizontal flip mirrors the field and
 negates u (and a vertical flip negates v), which is done here; pixel-level transforms such as
 brightness/contrast change flow values meaninglessly, so give flow inputs geometric ones only.
 
@@ -109,4 +109,4 @@ class ClipAugment:
 
 def clip_augment(augment: Any, input: str = "frames") -> ClipAugment | None:
     compose = build_augment(augment)
-    return ClipAugment(compose, flow=input == "flow") if compose is not None else None
+    return ClipAugment(compose, flow=input in ("flow", "flow_seq")) if compose is not None else None

@@ -4,6 +4,8 @@ Every backbone also states `in_chans` (the channels it expects), `min_image_size
 square input it makes sense on; `MERModule.check_input` enforces both at start-up) and the
 freezing options `freeze` / `freeze_epochs` that `MERModule` applies.
 
+- `Pooled`: no learned features: the input average-pooled to a grid and flattened (with a linear
+  classifier on top: logistic regression, the classical reference of `model=linear`).
 - `SmallCNN`: the seed architecture (conv blocks + dense layer), trained from scratch.
 - `STSTNet`: the shallow triple-stream network for optical-flow inputs (Liong et al., FG 2019).
 - `TimmBackbone`: any `timm.create_model` architecture, features taken before its classifier;
@@ -27,6 +29,26 @@ from torch import nn
 from mer_lightning.utils.errors import MERError
 
 log = logging.getLogger(__name__)
+
+
+class Pooled(nn.Module):
+    """The input average-pooled to a `grid` x `grid` map and flattened: (N, C, H, W) -> (N, C * grid^2).
+
+    Nothing is learned here: under `MERModule`'s linear classifier this is multinomial logistic
+    regression on pooled features, the classical baseline of MER (onset -> apex flow pooled to a
+    coarse grid + a linear classifier) run through the same protocol and report as deep models.
+    """
+
+    def __init__(self, in_chans: int = 3, image_size: int = 28, grid: int = 8, freeze: bool = False,
+                 freeze_epochs: int = 0):
+        super().__init__()
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(grid), nn.Flatten())
+        self.in_chans, self.image_size, self.min_image_size = in_chans, image_size, grid
+        self.num_features = in_chans * grid * grid
+        self.freeze, self.freeze_epochs = freeze, freeze_epochs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x)
 
 
 class SmallCNN(nn.Module):

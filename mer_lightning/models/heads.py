@@ -28,21 +28,30 @@ class MeanHead(nn.Module):
 
 
 class _BidirectionalRNNHead(nn.Module):
-    """A bidirectional recurrent layer over the frame features; the last forward and first backward states."""
+    """A bidirectional recurrent layer over the frame features.
+
+    `pool: last`: the last forward and first backward states; `pool: mean`: the outputs (both
+    directions) averaged over time, which lets every step (the apex among them) reach the classifier
+    directly instead of through the whole sequence.
+    """
 
     rnn_type: type[nn.RNNBase] = nn.LSTM
     min_frames = 1
 
     def __init__(self, in_features: int, hidden_size: int = 64, num_layers: int = 1, dropout: float = 0.0,
-                 min_frames: int = 1, **_):
+                 min_frames: int = 1, pool: str = "last", **_):
         super().__init__()
+        if pool not in ("last", "mean"):
+            raise ValueError(f"model.head.pool={pool}: choose last or mean")
         self.rnn = self.rnn_type(in_features, hidden_size, num_layers=num_layers, batch_first=True,
                                  bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
         self.num_features = 2 * hidden_size
-        self.min_frames = min_frames
+        self.min_frames, self.pool = min_frames, pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _, h = self.rnn(x)
+        out, h = self.rnn(x)
+        if self.pool == "mean":
+            return out.mean(dim=1)
         h = h[0] if isinstance(h, tuple) else h  # an LSTM returns (hidden, cell)
         return torch.cat([h[-2], h[-1]], dim=1)
 

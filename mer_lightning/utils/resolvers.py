@@ -3,7 +3,8 @@
 - `${project_root:}`      the folder holding `conf/` (the repository root).
 - `${wandb_offline:}`     true when W&B has no API key and no WANDB_MODE: log offline, never block.
 - `${input_channels:${data.input},${data.grayscale}}`  the channels a model gets for a data input:
-                          frames / diff 1 (grayscale) or 3 (RGB), flow 3 (u, v, optical strain).
+                          frames / diff / diff_seq 1 (grayscale) or 3 (RGB), flow / flow_seq 3
+                          (u, v, optical strain).
 - `${gpu_for_job:}`       the GPU of this job in a multirun (job number modulo visible GPUs).
 """
 
@@ -67,6 +68,6 @@ def register_resolvers() -> None:
 
 def input_channels(input: str = "frames", grayscale: bool = True) -> int:
     """Channels of `data.input` (imported lazily: resolving a config must not load OpenCV)."""
-    from mer_lightning.data.cache import input_channels as channels
+    from mer_lightning.data.preprocessing import input_channels as channels
 
     return channels(input, grayscale)

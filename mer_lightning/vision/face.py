@@ -1,6 +1,6 @@
 """Face detection, eye alignment and cropping with dlib (the optional `[face]` extra).
 
-    pip install -e ".[face]"     # dlib-bin, face-recognition-models, scikit-image
+    pip install -e ".[face]"     # dlib-bin, face-recognition-models
 
 The crop of a clip is computed ONCE, on its onset frame: dlib's frontal face detector (HOG +
 linear SVM) finds the largest confident face, the 68-landmark shape predictor places the eyes,
@@ -31,7 +31,7 @@ from mer_lightning.utils.errors import MERError
 # bump when the alignment changes: cached face crops are rebuilt
 FACE_VERSION = 1
 FACE_METHODS = ("none", "dlib")
-INSTALL_HINT = 'pip install -e ".[face]"  (dlib-bin, face-recognition-models, scikit-image)'
+INSTALL_HINT = 'pip install -e ".[face]"  (dlib-bin, face-recognition-models)'
 LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"
 RIGHT_EYE = slice(36, 42)  # the subject's right eye: on the left of the image
 LEFT_EYE = slice(42, 48)

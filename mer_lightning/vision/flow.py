@@ -1,11 +1,16 @@
 """Motion inputs from the onset and apex frames: dense optical flow, optical strain, difference.
 
-- `dense_flow(onset, apex)`: per-pixel displacement (u, v) in pixels from the onset to the apex,
-  Farneback (default) or DIS, both from OpenCV's main build (TV-L1 lives in opencv-contrib's
-  `cv2.optflow`, which this project does not require).
-- `optical_strain(flow)`: sqrt(ux^2 + vy^2 + 0.5 (uy + vx)^2), the magnitude of the strain tensor
-  of the displacement field (ux = du/dx, ...): large where the skin stretches or compresses,
-  small under a rigid translation of the whole face.
+- `dense_flow(onset, apex)`: per-pixel displacement (u, v) in pixels from the onset to the apex:
+  `tvl1` (TV-L1, the field's standard since STSTNet / Off-ApexNet, scikit-image's
+  `registration.optical_flow_tvl1`), `farneback` or `dis` (OpenCV's main build). OpenCV's own
+  TV-L1 lives in opencv-contrib's `cv2.optflow`, whose wheel clashes with the headless OpenCV that
+  albumentations installs, so scikit-image's maintained implementation is used.
+- `optical_strain(flow)`: the pinned optical-strain formula of the MER literature (Liong et al.;
+  STSTNet), the magnitude of the infinitesimal strain tensor of the displacement field,
+  e = sqrt(exx^2 + eyy^2 + exy^2 + eyx^2) with exx = du/dx, eyy = dv/dy, exy = eyx = (du/dy + dv/dx) / 2,
+  i.e. sqrt(ux^2 + vy^2 + 0.5 (uy + vx)^2); derivatives by central differences (`np.gradient`,
+  one-sided at the border), in pixels of the face it was measured on. Large where the skin
+  stretches or compresses, zero under a rigid translation of the whole face.
 - `flow_input(onset, apex)`: the three channels (u, v, strain) as float32 (3, H, W), each channel
   min-max normalised to [0, 1] per clip.
 - `diff_input(onset, apex)`: apex - onset mapped to [0, 1] (0.5 = no change).
@@ -25,9 +30,9 @@ import numpy as np
 
 from mer_lightning.utils.errors import MERError
 
-FLOW_METHODS = ("farneback", "dis")
+FLOW_METHODS = ("farneback", "dis", "tvl1")
 # bump when the computation changes: cached flow inputs are rebuilt
-FLOW_VERSION = 1
+FLOW_VERSION = 2
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
@@ -56,6 +61,12 @@ def dense_flow(onset: np.ndarray, apex: np.ndarray, method: str = "farneback") -
     if method == "dis":
         dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
         return dis.calc(a, b, None)
+    if method == "tvl1":
+        from skimage.registration import optical_flow_tvl1
+
+        # scikit-image's defaults (attachment 15, tightness 0.3, 5 warps, 10 iterations); returns (v, u)
+        v, u = optical_flow_tvl1(a.astype(np.float32) / 255.0, b.astype(np.float32) / 255.0, dtype=np.float32)
+        return np.stack([u, v], axis=-1)
     raise MERError(f"unknown data.flow={method}; choose one of {FLOW_METHODS}")
 
 

@@ -55,5 +55,8 @@ def read_casme2(root, annotation_file: str | None = None, layout: str | None = N
     root = require_root(root, "CASME II", REQUEST_FROM)
     sheet_path = find_sheet(root, annotation_file)
     frames_dir = find_frames_dir(root, layout)
-    return read_sheet_clips(sheet_path, frames_dir, dataset="casme2", columns=COLUMNS, subject_folder="sub{:02d}",
-                            emotions=EMOTIONS)
+    table = read_sheet_clips(sheet_path, frames_dir, dataset="casme2", columns=COLUMNS, subject_folder="sub{:02d}",
+                             emotions=EMOTIONS)
+    if frames_dir.name == "Cropped":  # face crops (Cropped, Cropped-updated/Cropped); the raw release is full frames
+        table.samples = [s.with_(cropped=True) for s in table.samples]
+    return table

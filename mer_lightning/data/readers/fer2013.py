@@ -72,7 +72,7 @@ def read_csv_release(path: Path) -> SampleTable:
         if values.size != SIDE * SIDE or values.min(initial=0) < 0 or values.max(initial=0) > 255:
             table.skip(f"fer2013//{clip}", f"{where}: pixels must be {SIDE * SIDE} integers 0-255, found {values.size} values")
             continue
-        table.samples.append(Sample(dataset="fer2013", subject="", clip=clip, emotion=CLASSES[label],
+        table.samples.append(Sample(dataset="fer2013", cropped=True, subject="", clip=clip, emotion=CLASSES[label],
                                     split=USAGE[usage], image=values.astype(np.uint8).reshape(SIDE, SIDE)))
     return table
 
@@ -92,7 +92,7 @@ def read_folder_release(root: Path) -> SampleTable:
                                f"{class_dir}: unknown class folder '{class_dir.name}' (expected {', '.join(CLASSES)})")
                 continue
             for path in images:
-                table.samples.append(Sample(dataset="fer2013", subject="", clip=f"{split}/{emotion}/{path.stem}",
+                table.samples.append(Sample(dataset="fer2013", cropped=True, subject="", clip=f"{split}/{emotion}/{path.stem}",
                                             emotion=emotion, frames=(path,), split=split))
     return table
 

@@ -1,0 +1,257 @@
+"""What is computed per clip: frame selection, face crop, frames, motion; the clip's shape (T, C, H, W).
+
+A clip goes through three steps:
+
+1. **Frames**: `data.frames` picks the time steps (`uniform`: T frames from onset to offset,
+   `apex`, `onset_apex`; `clips.frame_plan`), plus the onset frame for motion inputs.
+2. **Face**: `data.face=dlib` finds the face on the onset frame and applies that one crop to every
+   frame (`vision.face`); `none` uses the whole frame; `auto` (the default of datasets with
+   full-frame releases) uses dlib on full frames and nothing on clips that are already face
+   crops (`Sample.cropped`: CASME II `Cropped`, FER-2013).
+3. **Input** (`data.input`), what the model sees:
+
+   | input      | shape            | what                                                          |
+   |------------|------------------|---------------------------------------------------------------|
+   | `frames`   | (T, C, S, S)     | the selected frames (appearance), uint8                        |
+   | `diff`     | (1, C, S, S)     | apex - onset                                                  |
+   | `flow`     | (1, 3, S, S)     | onset -> apex optical flow u, v and optical strain             |
+   | `diff_seq` | (T, C, S, S)     | frame t - onset, for each of the T selected frames             |
+   | `flow_seq` | (T, 3, S, S)     | onset -> frame t flow u, v, strain, for each of the T frames    |
+
+   (S = `data.image_size`, C = 1 grayscale or 3 RGB.) `flow` is `flow_seq` with T=1 at the apex.
+
+**Motion is measured at face resolution.** Flow and differences are computed on the (aligned)
+face at `data.flow_size` pixels and only then resized to `image_size` (area averaging): a 1-2 px
+micro-expression on a 200 px face is still about a pixel at 112 px, where flow can see it, but a
+third of a pixel at 28 px, where Farneback loses it. Frames (appearance) are decoded straight at
+`image_size`.
+
+**Scaling.** Flow channels are min-max normalised to [0, 1] per clip and per channel, jointly over
+all T steps (so a sequence keeps its rise and fall; for `flow` this is STSTNet's per-image scaling);
+the channels are u, v and the optical strain `vision.flow.optical_strain`. Differences map
+`(b - a) / 510 + 0.5` into [0, 1] (0.5 = no change).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from mer_lightning.data.clips import FRAME_MODES, frame_plan, frames_for, read_gray_or_color
+from mer_lightning.data.samples import Sample
+from mer_lightning.utils.errors import MERError
+from mer_lightning.vision.face import FACE_METHODS, INSTALL_HINT, face_options
+from mer_lightning.vision.flow import (
+    FLOW_METHODS,
+    FLOW_VERSION,
+    dense_flow,
+    diff_input,
+    minmax,
+    optical_strain,
+)
+
+INPUTS = ("frames", "diff", "flow", "diff_seq", "flow_seq")
+MOTION_INPUTS = ("diff", "flow", "diff_seq", "flow_seq")
+FACE_MODES = ("auto", *FACE_METHODS)
+# bump when what `Preprocessing.process` computes changes: cached arrays are rebuilt
+PREPROCESSING_VERSION = 2
+
+
+def input_channels(input: str = "frames", grayscale: bool | str = True) -> int:
+    """Channels the model receives: frames / diff / diff_seq 1 (grayscale) or 3 (RGB); flow / flow_seq 3
+    (u, v, strain).
+
+    Registered as the OmegaConf resolver `${input_channels:${data.input},${data.grayscale}}`.
+    """
+    if input not in INPUTS:
+        raise MERError(f"unknown data.input={input}; choose one of {INPUTS}")
+    if isinstance(grayscale, str):
+        grayscale = grayscale.strip().lower() not in ("false", "0", "no")
+    if input in ("flow", "flow_seq"):
+        return 3
+    return 1 if grayscale else 3
+
+
+def resize_channels(array: np.ndarray, size: int) -> np.ndarray:
+    """(T, C, H, W) float32 -> (T, C, size, size), area-averaged (what shrinking a measured field wants)."""
+    t, c, h, w = array.shape
+    if (h, w) == (size, size):
+        return array
+    interpolation = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
+    planes = [cv2.resize(plane, (size, size), interpolation=interpolation) for plane in array.reshape(t * c, h, w)]
+    return np.stack(planes).reshape(t, c, size, size)
+
+
+def _raw_frame(sample: Sample, i: int, channels: int) -> np.ndarray:
+    if sample.image is not None:
+        image = sample.image
+        if channels == 3 and image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        return image
+    return read_gray_or_color(sample.frames[i], channels)
+
+
+def decode_steps(sample: Sample, plan: list[tuple[int, int, float]], size: int, channels: int,
+                 aligner=None, rounded: bool = True) -> np.ndarray:
+    """The frames of `plan` (index a, index b, weight of b), face-cropped and resized: (T, C, size, size).
+
+    With an `aligner`, the crop is estimated once on the onset frame and applied to every frame.
+    `rounded`: uint8 (what appearance inputs store); else float32 (what motion is measured on).
+    """
+    if aligner is not None:
+        numbers = np.array(sample.frame_numbers or [0])
+        onset_index = int(np.argmin(np.abs(numbers - sample.onset))) if sample.frame_numbers else 0
+        transform = aligner.estimate(_raw_frame(sample, onset_index, channels))
+    cache: dict[int, np.ndarray] = {}
+
+    def frame(i: int) -> np.ndarray:
+        if i not in cache:
+            image = _raw_frame(sample, i, channels)
+            if aligner is not None:
+                image = transform.apply(image, size)
+            else:
+                image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+            cache[i] = image.astype(np.float32)
+        return cache[i]
+
+    steps = np.stack([(1 - w) * frame(a) + w * frame(b) for a, b, w in plan])
+    if rounded:
+        steps = np.clip(np.rint(steps), 0, 255).astype(np.uint8)
+    return steps[:, None] if steps.ndim == 3 else steps.transpose(0, 3, 1, 2)
+
+
+def load_clip(sample: Sample, mode: str, num_frames: int, size: int, channels: int, aligner=None) -> np.ndarray:
+    """Decode a clip's selected frames (whole frames, or the onset's face crop), size x size: uint8 (T, C, H, W)."""
+    return decode_steps(sample, frame_plan(sample, mode, num_frames), size, channels, aligner)
+
+
+def flow_sequence(onset: np.ndarray, frames: np.ndarray, method: str) -> np.ndarray:
+    """Onset -> frame t flow u, v and optical strain for each frame: float32 (T, 3, H, W), in pixels."""
+    steps = []
+    for frame in frames:
+        flow = dense_flow(onset, frame, method)
+        steps.append(np.stack([flow[..., 0], flow[..., 1], optical_strain(flow)]))
+    return np.stack(steps).astype(np.float32)
+
+
+def normalise_flow(flow: np.ndarray, how: str = "maxabs") -> np.ndarray:
+    """Scale (T, 3, H, W) u, v, strain into [0, 1] per clip, jointly over all time steps.
+
+    `maxabs`: u and v become 0.5 + u / (2 max|u|), so no motion is 0.5 in every clip and step and the
+    sign is kept; strain (never negative) becomes strain / max(strain). `minmax`: each channel
+    min-max scaled (STSTNet's scaling; where zero motion lands differs from clip to clip).
+    """
+    if how == "minmax":
+        return np.stack([minmax(flow[:, c]) for c in range(flow.shape[1])], axis=1)
+    out = np.empty_like(flow, dtype=np.float32)
+    for c in range(flow.shape[1]):
+        peak = float(np.abs(flow[:, c]).max())
+        scale = 1.0 / peak if peak > 1e-12 else 0.0
+        out[:, c] = flow[:, c] * scale if c == 2 else 0.5 + 0.5 * flow[:, c] * scale
+    return out
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What turns a sample's frame files into the array the model gets (see the module docstring)."""
+
+    input: str = "frames"
+    face: str = "none"
+    frames: str = "uniform"
+    num_frames: int = 8
+    image_size: int = 64
+    channels: int = 1  # of the decoded frames: 1 grayscale, 3 RGB (flow always decodes grayscale)
+    flow: str = "farneback"
+    flow_size: int | None = None  # motion measured at this face size (None: at image_size)
+    face_margin: float = 0.2
+    flow_scaling: str = "maxabs"  # how flow channels are scaled into [0, 1] (`normalise_flow`)
+
+    def __post_init__(self):
+        if self.input not in INPUTS:
+            raise MERError(f"unknown data.input={self.input}; choose one of {INPUTS}")
+        if self.face not in FACE_MODES:
+            raise MERError(f"unknown data.face={self.face}; choose one of {FACE_MODES}")
+        if self.frames not in FRAME_MODES:
+            raise MERError(f"unknown data.frames={self.frames}; choose one of {FRAME_MODES}")
+        if self.flow not in FLOW_METHODS:
+            raise MERError(f"unknown data.flow={self.flow}; choose one of {FLOW_METHODS}")
+        if self.channels not in (1, 3):
+            raise MERError(f"frames are decoded with 1 (grayscale) or 3 (RGB) channels, not {self.channels}")
+        if self.flow_size is not None and int(self.flow_size) < 8:
+            raise MERError(f"data.flow_size={self.flow_size} is too small to measure motion on; use 64-160 "
+                           "(or null: at data.image_size)")
+
+    @property
+    def time_steps(self) -> int:
+        return 1 if self.input in ("diff", "flow") else frames_for(self.frames, self.num_frames)
+
+    @property
+    def out_channels(self) -> int:
+        return 3 if self.input in ("flow", "flow_seq") else self.channels
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(T, C, H, W) of one clip."""
+        return self.time_steps, self.out_channels, self.image_size, self.image_size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.input == "frames" else np.float16)
+
+    @property
+    def work_size(self) -> int:
+        """The face resolution motion is measured at."""
+        return int(self.flow_size or self.image_size)
+
+    def options(self) -> dict:
+        """The options that change the arrays (options that do not apply are left out)."""
+        face = face_options(self.face_margin) | {"mode": self.face} if self.face != "none" else "none"
+        options = {"input": self.input, "face": face, "image_size": self.image_size,
+                   "channels": 1 if self.input in ("flow", "flow_seq") else self.channels,
+                   "version": PREPROCESSING_VERSION}
+        if self.input != "diff" and self.input != "flow":
+            options.update(frames=self.frames, num_frames=self.time_steps)
+        if self.input in MOTION_INPUTS:
+            options.update(flow_size=self.work_size)
+        if self.input in ("flow", "flow_seq"):
+            options.update(flow=self.flow, flow_version=FLOW_VERSION, flow_scaling=self.flow_scaling)
+        return options
+
+    # -- faces -----------------------------------------------------------------------------------
+    def wants_face(self, sample: Sample) -> bool:
+        """Whether this sample's frames are searched for a face (`auto`: only full frames)."""
+        return self.face == "dlib" or (self.face == "auto" and not sample.cropped)
+
+    def make_aligner(self, samples=()):
+        """dlib's aligner when some sample wants a face; a MERError saying how to install it if missing."""
+        if not any(self.wants_face(s) for s in samples) and self.face != "dlib":
+            return None
+        from mer_lightning.vision.face import FaceAligner
+
+        try:
+            return FaceAligner(margin=self.face_margin)
+        except MERError as err:
+            if self.face != "auto":
+                raise
+            raise MERError(f"data.face=auto finds faces with dlib because these frames are full frames, not "
+                           f"face crops, and dlib is not available ({err}). Install it with {INSTALL_HINT}, or "
+                           "set data.face=none to use whole frames.") from None
+
+    # -- one sample ----------------------------------------------------------------------------
+    def process(self, sample: Sample, aligner=None) -> np.ndarray:
+        """The sample's array (T, C, H, W); BadFrame / FaceNotFound when it cannot be made."""
+        aligner = aligner if self.wants_face(sample) else None
+        if self.input == "frames":
+            return load_clip(sample, self.frames, self.num_frames, self.image_size, self.channels, aligner)
+        mode, count = ("apex", 1) if self.input in ("diff", "flow") else (self.frames, self.num_frames)
+        onset_step = frame_plan(sample, "onset_apex", 2)[0]
+        plan = [onset_step, *frame_plan(sample, mode, count)]
+        channels = 1 if self.input in ("flow", "flow_seq") else self.channels
+        steps = decode_steps(sample, plan, self.work_size, channels, aligner, rounded=False)
+        onset, frames = steps[0], steps[1:]
+        if self.input in ("diff", "diff_seq"):
+            return resize_channels(diff_input(onset[None], frames), self.image_size).astype(np.float16)
+        flow = flow_sequence(onset[0], frames[:, 0], self.flow)
+        return normalise_flow(resize_channels(flow, self.image_size), self.flow_scaling).astype(np.float16)
