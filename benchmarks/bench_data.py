@@ -53,7 +53,7 @@ from mer_lightning.vision.face import FaceNotFound  # noqa: E402
 from mer_lightning.vision.flow import FLOW_METHODS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOW_SIZE = 112
+FLOW_SIZE = 192
 
 
 class DecodingDataset(Dataset):
@@ -116,7 +116,7 @@ def preprocessing_rows(table, size: int, frames: int, repeats: int) -> list[tupl
                     per_clip)]
     except MERError:
         pass
-    # motion measured on the face at flow_size (the data configs' default 112), then resized to 32
+    # motion measured on the face at flow_size (the data configs' default), then resized to 32
     for method in FLOW_METHODS:
         stages.append((f"{face} face + {method} flow + strain at flow_size {FLOW_SIZE}",
                        Preprocessing(input="flow", image_size=32, flow_size=FLOW_SIZE, flow=method, face=face),

@@ -14,12 +14,18 @@ import pytest
 from mer_lightning.data.cache import ClipCache
 from mer_lightning.data.datamodules import CASME2DataModule, ClipDataset
 from mer_lightning.data.labels import apply_scheme
-from mer_lightning.data.preprocessing import Preprocessing, input_channels, load_clip
+from mer_lightning.data.preprocessing import (
+    Preprocessing,
+    flow_sequence,
+    input_channels,
+    load_clip,
+    normalise_flow,
+)
 from mer_lightning.data.readers import read_casme2
 from mer_lightning.data.splits import Fold
 from mer_lightning.data.transforms import ClipAugment, build_augment
 from mer_lightning.utils.errors import MERError
-from mer_lightning.vision.flow import dense_flow, diff_input, flow_input, optical_strain
+from mer_lightning.vision.flow import dense_flow, diff_input, optical_strain
 from tests.conftest import TINY, run_cli
 
 try:
@@ -102,7 +108,7 @@ def _texture(size=96, seed=0) -> np.ndarray:
     return np.clip(cv2.GaussianBlur(noise, (0, 0), 2.0) * 3 - 255, 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("method", ["farneback", "dis"])
+@pytest.mark.parametrize("method", ["farneback", "dis", "tvl1"])
 def test_flow_of_a_translation(method):
     onset = _texture()
     shift = 2.0
@@ -113,10 +119,11 @@ def test_flow_of_a_translation(method):
     assert np.median(inner[..., 0]) == pytest.approx(shift, abs=0.25), "u is the shift in pixels"
     assert abs(np.median(inner[..., 1])) < 0.25, "no vertical motion"
     assert np.median(optical_strain(flow)[16:-16, 16:-16]) < 0.1, "a rigid translation hardly strains"
-    x = flow_input(onset, apex, method)
+    x = normalise_flow(flow_sequence(onset, apex[None], method))[0]
     assert x.shape == (3, 96, 96) and x.dtype == np.float32
-    for channel in x:  # min-max normalised per clip, per channel
-        assert channel.min() == pytest.approx(0.0) and channel.max() == pytest.approx(1.0)
+    assert np.median(x[0, 16:-16, 16:-16]) > 0.8, "u: positive, near the clip's largest |u| (scaled to 1)"
+    assert abs(np.median(x[1, 16:-16, 16:-16]) - 0.5) < 0.1, "v: no motion is 0.5"
+    assert 0.0 <= x.min() and x.max() <= 1.0
 
 
 def test_optical_strain_of_known_fields():
@@ -125,7 +132,8 @@ def test_optical_strain_of_known_fields():
     assert np.allclose(optical_strain(stretch), 0.1, atol=1e-6)
     shear = np.stack([0.1 * ys, np.zeros_like(xs)], -1)  # uy = 0.1: sqrt(0.5 * 0.01)
     assert np.allclose(optical_strain(shear), np.sqrt(0.005), atol=1e-6)
-    assert np.allclose(flow_input(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8)), 0.0), "no motion: zeros"
+    still = normalise_flow(flow_sequence(np.zeros((8, 8), np.uint8), np.zeros((1, 8, 8), np.uint8), "dis"))
+    assert (still[:, :2] == 0.5).all() and (still[:, 2] == 0).all(), "no motion: u, v at 0.5, no strain"
 
 
 def test_diff_input_is_centred():

@@ -125,6 +125,7 @@ class MERDataModule(pl.LightningDataModule):
         face: str | None = "none",
         flow: str = "farneback",
         flow_size: int | None = None,
+        flow_scaling: str = "maxabs",
         grayscale: bool | None = None,
         cache_dir: str | None = None,
         augment: Any = None,
@@ -146,7 +147,8 @@ class MERDataModule(pl.LightningDataModule):
         self.preprocessing = Preprocessing(input=input, face=str(face or "none").lower(), frames=frames,
                                            num_frames=num_frames, image_size=image_size,
                                            channels=1 if self.grayscale else 3, flow=flow,
-                                           flow_size=int(flow_size) if flow_size else None)
+                                           flow_size=int(flow_size) if flow_size else None,
+                                           flow_scaling=flow_scaling)
         self.num_frames = self.preprocessing.time_steps
         self.requested_frames = num_frames
         self.cache_dir = cache_dir

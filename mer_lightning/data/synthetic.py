@@ -98,7 +98,7 @@ class SyntheticSpec:
         return {"subjects": self.subjects, "clips_per_class": self.clips_per_class,
                 "emotions": list(self.emotion_names), "min_frames": self.min_frames,
                 "max_frames": self.max_frames, "motion": list(self.motion), "frame_size": list(self.size),
-                "cropped": self.cropped, "seed": self.seed, "layout": self.layout, "version": 5}
+                "cropped": self.cropped, "seed": self.seed, "layout": self.layout, "version": 6}
 
     @property
     def emotion_names(self) -> tuple[str, ...]:

@@ -8,8 +8,8 @@ The embedded dataset must look like the real thing, or it hides what does not le
 - **One identity per subject**: each subject's face is the photograph through its own geometric
   change (scale, rotation, anisotropy, shear, a mirror, a smooth non-rigid warp that reshapes the
   face) and photometric change (gamma, contrast, brightness, colour tint, a lighting gradient,
-  blur), pasted on its own background at its own place in a full frame (the face about 30 % of
-  the frame's width, as in CASME II's raw 640x480 frames). Identity varies far more than
+  blur), pasted on its own background at its own place in a full frame (the face about 40 % of
+  the frame's height, as in CASME II's raw 640x480 frames). Identity varies far more than
   expression: between two subjects almost every pixel differs, between onset and apex a few.
 - **Expressions are action units**: local, smooth displacements of the skin around landmarks
   (brows, lids, nose, lips, chin) that rise from onset to apex and fall by the offset, with a
@@ -135,11 +135,15 @@ class Identity:
 
 
 def make_identity(rng: np.random.Generator, name: str, frame_size: tuple[int, int],
-                  face_fraction: float = 0.3) -> Identity:
-    """A new identity from photograph `name`, for frames of `frame_size` (width, height)."""
+                  face_fraction: float = 0.4) -> Identity:
+    """A new identity from photograph `name`, for frames of `frame_size` (width, height).
+
+    The face (jaw to jaw) is about `face_fraction` of the frame's height: 190 px in CASME II's
+    640x480 raw frames, as in the real recordings.
+    """
     width, height = frame_size
     src, points = photo(name), np.array(LANDMARKS[name], np.float64)
-    target_width = face_fraction * width * rng.uniform(0.88, 1.12)
+    target_width = face_fraction * height * rng.uniform(0.88, 1.12)
     side = int(round(1.9 * target_width))
     scale = target_width / (points[16, 0] - points[0, 0])
     aspect, shear, angle = rng.uniform(0.9, 1.1), rng.uniform(-0.06, 0.06), np.radians(rng.uniform(-7, 7))

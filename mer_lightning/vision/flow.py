@@ -11,16 +11,10 @@
   i.e. sqrt(ux^2 + vy^2 + 0.5 (uy + vx)^2); derivatives by central differences (`np.gradient`,
   one-sided at the border), in pixels of the face it was measured on. Large where the skin
   stretches or compresses, zero under a rigid translation of the whole face.
-- `flow_input(onset, apex)`: the three channels (u, v, strain) as float32 (3, H, W), each channel
-  min-max normalised to [0, 1] per clip.
 - `diff_input(onset, apex)`: apex - onset mapped to [0, 1] (0.5 = no change).
 
-Normalisation choice: min-max per clip and per channel (what STSTNet / Off-ApexNet style code
-does) makes every clip use the full range whatever the absolute size of its motion, so the
-network sees the *pattern* of motion, not its amplitude; micro-expressions differ by an order of
-magnitude in amplitude between subjects and datasets, and the pattern is what carries the class.
-The price: the zero of u and v is no longer at a fixed value, and in a clip with almost no motion
-the noise is stretched to the full range. A channel that is constant (no motion at all) becomes 0.
+How flow is scaled into [0, 1] for a network (per clip, jointly over a sequence's steps) is
+`preprocessing.normalise_flow`'s job; `minmax` below is one of its choices.
 """
 
 from __future__ import annotations
@@ -85,12 +79,6 @@ def minmax(channel: np.ndarray) -> np.ndarray:
     if high - low < 1e-12:
         return np.zeros_like(channel)
     return (channel - low) / (high - low)
-
-
-def flow_input(onset: np.ndarray, apex: np.ndarray, method: str = "farneback") -> np.ndarray:
-    """u, v and optical strain, each min-max normalised to [0, 1] over the clip: float32 (3, H, W)."""
-    flow = dense_flow(onset, apex, method)
-    return np.stack([minmax(flow[..., 0]), minmax(flow[..., 1]), minmax(optical_strain(flow))])
 
 
 def diff_input(onset: np.ndarray, apex: np.ndarray) -> np.ndarray:
