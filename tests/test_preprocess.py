@@ -132,7 +132,7 @@ def test_optical_strain_of_known_fields():
     assert np.allclose(optical_strain(stretch), 0.1, atol=1e-6)
     shear = np.stack([0.1 * ys, np.zeros_like(xs)], -1)  # uy = 0.1: sqrt(0.5 * 0.01)
     assert np.allclose(optical_strain(shear), np.sqrt(0.005), atol=1e-6)
-    still = normalise_flow(flow_sequence(np.zeros((8, 8), np.uint8), np.zeros((1, 8, 8), np.uint8), "dis"))
+    still = normalise_flow(flow_sequence(np.zeros((32, 32), np.uint8), np.zeros((1, 32, 32), np.uint8), "farneback"))
     assert (still[:, :2] == 0.5).all() and (still[:, 2] == 0).all(), "no motion: u, v at 0.5, no strain"
 
 
