@@ -25,6 +25,15 @@ from mer_lightning.utils.resolvers import register_resolvers  # noqa: E402
 
 register_resolvers()
 
+try:
+    import dlib  # noqa: F401
+
+    HAVE_DLIB = True
+except ImportError:
+    HAVE_DLIB = False
+# tests of face detection: skipped (saying why) when the [face] extra is not installed
+needs_dlib = pytest.mark.skipif(not HAVE_DLIB, reason='dlib is not installed: pip install -e ".[face]"')
+
 # the tiny realistic variant: 6 subjects x 5 classes x 2 clips of 6-9 frames, written as CASME II's
 # Cropped release (face crops, so data.face=auto needs no face detection) from 320x240 frames
 TINY_SPEC = {"subjects": 6, "clips_per_class": 2, "min_frames": 6, "max_frames": 9, "frame_size": (320, 240),

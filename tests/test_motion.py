@@ -25,14 +25,8 @@ from mer_lightning.data.synthetic import (
 from mer_lightning.data.synthetic_faces import LANDMARKS, expression_field, make_identity
 from mer_lightning.utils.errors import MERError
 from mer_lightning.vision.flow import dense_flow, optical_strain
+from tests.conftest import needs_dlib
 
-try:
-    import dlib  # noqa: F401
-
-    HAVE_DLIB = True
-except ImportError:
-    HAVE_DLIB = False
-needs_dlib = pytest.mark.skipif(not HAVE_DLIB, reason="the [face] extra (dlib) is not installed")
 SMALL = {"subjects": 2, "clips_per_class": 1, "min_frames": 6, "max_frames": 8, "frame_size": (320, 240)}
 
 

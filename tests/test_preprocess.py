@@ -26,15 +26,7 @@ from mer_lightning.data.splits import Fold
 from mer_lightning.data.transforms import ClipAugment, build_augment
 from mer_lightning.utils.errors import MERError
 from mer_lightning.vision.flow import dense_flow, diff_input, optical_strain
-from tests.conftest import TINY, run_cli
-
-try:
-    import dlib  # noqa: F401
-
-    HAVE_DLIB = True
-except ImportError:
-    HAVE_DLIB = False
-needs_dlib = pytest.mark.skipif(not HAVE_DLIB, reason='dlib is not installed: pip install -e ".[face]"')
+from tests.conftest import TINY, needs_dlib, run_cli
 
 AUGMENT = {  # the transforms of conf/data/augment/default.yaml, always applied
     "hflip": {"_target_": "albumentations.HorizontalFlip", "p": 1.0},

@@ -217,7 +217,7 @@ class Preprocessing:
         options = {"input": self.input, "face": face, "image_size": self.image_size,
                    "channels": 1 if self.input in ("flow", "flow_seq") else self.channels,
                    "version": PREPROCESSING_VERSION}
-        if self.input != "diff" and self.input != "flow":
+        if self.input not in ("diff", "flow"):
             options.update(frames=self.frames, num_frames=self.time_steps)
         if self.input in MOTION_INPUTS:
             options.update(flow_size=self.work_size)
