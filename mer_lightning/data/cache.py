@@ -5,15 +5,15 @@ A cache entry is a folder `<paths.cache_dir>/<dataset>-<key>/` holding
 
 - `clips.npy`: every usable clip, (N, T, C, H, W), opened memory-mapped (the OS page cache, not
   the Python heap, holds it; DataLoader workers share it). uint8 for `input=frames`, float16 in
-  [0, 1] for the motion inputs (`diff*`: 0.5 = no change; `flow*`: u, v, strain min-max normalised per clip);
+  [0, 1] for the motion inputs (`diff*`: 0.5 = no change; `flow*`: u, v, strain scaled per clip);
 - `manifest.json`, written last: the key, the options, the ids of the clips in row order, the
   clips that were skipped and why, and the build statistics.
 
 The key is a SHA-256 over the dataset root, the sample list (ids, frame paths with their sizes and
 modification times, onset / apex / offset, whether the frames are face crops) and every option that
 changes the arrays (input, face and its settings, frame selection, number of frames, image size,
-flow size, channels, flow method) plus the code versions of the cache, preprocessing, faces and flow. Change any of them and a new entry
-is built; nothing stale is ever served.
+flow size, channels, flow method and scaling) plus the code versions of the cache, preprocessing,
+faces and flow. Change any of them and a new entry is built; nothing stale is ever served.
 
 Writes are atomic: an entry is built in a hidden temporary folder in the cache directory, the
 manifest is written last, and the folder is renamed into place with one `os.replace`. A build

@@ -186,7 +186,7 @@ class Preprocessing:
         if self.flow_scaling not in FLOW_SCALINGS:
             raise MERError(f"unknown data.flow_scaling={self.flow_scaling}; choose one of {FLOW_SCALINGS}")
         if self.flow_size is not None and int(self.flow_size) < 8:
-            raise MERError(f"data.flow_size={self.flow_size} is too small to measure motion on; use 64-160 "
+            raise MERError(f"data.flow_size={self.flow_size} is too small to measure motion on; use 112-256 (the configs say 192) "
                            "(or null: at data.image_size)")
 
     @property
