@@ -40,7 +40,8 @@ test-fast: install
 # data: cache vs JPEG decoding, preprocessing throughput, a training epoch (a few minutes on CPU)
 # models: training clips/s of the model presets (CPU here; `--device cuda` on a GPU)
 # recipes: pooled LOSO UF1 and wall time of each model preset beside the linear flow baseline, on the
-#   realistic embedded data in the CASME II and SAMM layouts (the longest part: ~25 min on 2 CPU cores)
+#   realistic embedded data in the CASME II and SAMM layouts (the longest part: about an hour on 2 CPU
+#   cores, timm x 2 layouts most of it; `ARGS` goes to bench_data only: run bench_recipes.py --help)
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
