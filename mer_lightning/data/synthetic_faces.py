@@ -108,6 +108,11 @@ def photo(name: str) -> np.ndarray:
     return image.astype(np.float32)
 
 
+def pixel_grid(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of every pixel of a side x side image: float32 (side, side) each (cv2.remap's maps)."""
+    return np.meshgrid(np.arange(side, dtype=np.float32), np.arange(side, dtype=np.float32))
+
+
 def _affine_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
@@ -160,7 +165,7 @@ def make_identity(rng: np.random.Generator, name: str, frame_size: tuple[int, in
     # a smooth non-rigid warp reshapes the face (out(p) = in(p + f(p)): features move by about -f)
     coarse = rng.normal(0, 0.035 * target_width, (4, 4, 2)).astype(np.float32)
     field = cv2.resize(coarse, (side, side), interpolation=cv2.INTER_CUBIC)
-    grid_x, grid_y = np.meshgrid(np.arange(side, dtype=np.float32), np.arange(side, dtype=np.float32))
+    grid_x, grid_y = pixel_grid(side)
     face = cv2.remap(face, grid_x + field[..., 0], grid_y + field[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REFLECT)
     at = np.clip(np.rint(landmarks).astype(int), 0, side - 1)
@@ -199,7 +204,7 @@ def expression_field(identity: Identity, aus: tuple[str, ...], amplitude: float)
     field = np.zeros((side, side, 2), np.float32)
     if not aus:
         return field
-    grid_x, grid_y = np.meshgrid(np.arange(side, dtype=np.float32), np.arange(side, dtype=np.float32))
+    grid_x, grid_y = pixel_grid(side)
     midline = identity.landmarks[27:31, 0].mean()
     for au in aus:
         for indices, (outward, down), radius, shift in AU_BLOBS[au]:
@@ -221,7 +226,7 @@ def render_clip(identity: Identity, field: np.ndarray, curve: np.ndarray, rng: n
     side = identity.face.shape[0]
     height, width = identity.background.shape[:2]
     cv2.setRNGSeed(int(rng.integers(2**31)))  # cv2.randn below: reproducible from the clip's seed
-    grid_x, grid_y = np.meshgrid(np.arange(side, dtype=np.float32), np.arange(side, dtype=np.float32))
+    grid_x, grid_y = pixel_grid(side)
     x0, y0 = identity.top_left
     x1, y1 = min(x0 + side, width), min(y0 + side, height)
     drift = rng.normal(0, 0.4, 2)
