@@ -10,26 +10,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mer_lightning.data.splits import OFFICIAL_TEST, Fold
+from mer_lightning.data.splits import OFFICIAL_TEST, SUBJECT_PROTOCOLS, Fold
+from mer_lightning.evaluation.checkpoints import read_meta
 from mer_lightning.evaluation.metrics import summarize
-from mer_lightning.evaluation.protocol import fold_frame, pooled_results, write_report
+from mer_lightning.evaluation.protocol import (
+    check_predictions,
+    debug_limits,
+    fold_frame,
+    pooled_results,
+    write_report,
+)
 from mer_lightning.utils.errors import MERError, exit_on_user_error
 from mer_lightning.utils.resolvers import register_resolvers
 from mer_lightning.utils.rich_utils import print_results
 from mer_lightning.utils.run import start_run
 
 register_resolvers()
-
-
-def checkpoint_meta(path: str) -> dict:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if "mer" not in checkpoint:
-        raise MERError(f"{path} was not written by mer_lightning.train (no fold information in it)")
-    return checkpoint["mer"]
 
 
 def apply_stored_configs(cfg: DictConfig, meta: dict) -> None:
@@ -55,7 +54,7 @@ def _parse(value: str):
 
 def evaluate(cfg: DictConfig) -> dict:
     out_dir = start_run(cfg)
-    meta = checkpoint_meta(cfg.ckpt_path)
+    meta = read_meta(cfg.ckpt_path)
     apply_stored_configs(cfg, meta)
     dm = hydra.utils.instantiate(cfg.data)
     table = dm.prepare()
@@ -72,9 +71,15 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.test(model, datamodule=dm, ckpt_path=cfg.ckpt_path, verbose=False)
     frame = fold_frame(dm, fold, model.test_predictions)
+    limits = debug_limits(cfg)
+    unpredicted = check_predictions(dm, fold, frame, bool(limits))
+    partial = [*limits, *([f"{unpredicted} test clip(s) not predicted"] if unpredicted else [])]
+    protocol = meta.get("protocol") or {}
+    if protocol.get("name") in SUBJECT_PROTOCOLS:
+        partial.append(f"one fold's checkpoint (fold {fold.index}) of a {protocol['name']} protocol")
     fold_result = {"index": fold.index, "test_subjects": subjects, "selection": f"checkpoint {Path(cfg.ckpt_path).name}",
                    "metrics": summarize(frame.y_true, frame.y_pred, dm.num_classes)}
-    results = pooled_results(cfg, dm, [frame], [fold_result], protocol=meta.get("protocol"))
+    results = pooled_results(cfg, dm, [frame], [fold_result], protocol=meta.get("protocol"), partial=partial)
     if trainer.is_global_zero:
         write_report(out_dir, results, frame, dm.class_names)
         print_results(results)

@@ -1,9 +1,10 @@
 """Collect a multirun's jobs into one comparison: `python -m mer_lightning.report <multirun dir>`.
 
 Reads every job's `results.json` (and `.hydra/overrides.yaml`) under the sweep directory and writes
-`sweep.csv`, `sweep.md` and `sweep.png` there: one row per job with its overrides, pooled UF1 / UAR /
-accuracy and run time, best first; failed jobs are listed with their error. It also runs by itself
-at the end of every multirun (a Hydra callback).
+`sweep.csv`, `sweep.md` and `sweep.png` there: one row per job with its overrides, its objective
+(`optimized_metric`: pooled validation UF1 by default), the pooled test UF1 / UAR / accuracy beside
+it (reported, never used to rank) and run time, ranked by the objective; failed and preempted jobs
+are listed with their error. It also runs by itself at the end of every multirun (a Hydra callback).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mer_lightning.evaluation.report import write_csv
+from mer_lightning.evaluation.report import write_csv, write_text
 
 HIDDEN = ("hydra.", "paths.", "extras.")
 
@@ -29,33 +30,49 @@ def job_row(job_dir: Path) -> dict | None:
     if not results_path.is_file():
         return {**row, "status": "failed", "error": "no results.json (the job did not finish)"}
     results = json.loads(results_path.read_text())
-    if results.get("status") == "failed":
-        return {**row, "status": "failed", "error": results.get("error", "")}
-    metrics = results.get("metrics", {})
-    return {**row, "status": "ok", "uf1": metrics.get("protocol/uf1"), "uar": metrics.get("protocol/uar"),
-            "acc": metrics.get("protocol/acc"), "folds": len(results.get("folds", [])),
-            "time_s": results.get("elapsed_s"), "error": ""}
+    if results.get("status") in ("failed", "preempted"):
+        return {**row, "status": results["status"], "error": results.get("error", "")}
+    metrics, objective = results.get("metrics", {}), results.get("objective") or {}
+    value = objective.get("value")
+    status = "ok" if value is not None or not objective else "failed"
+    note = "; ".join(results.get("not_a_protocol_result") or [])
+    return {**row, "status": status, "objective": objective.get("metric"), "objective_value": value,
+            "val_uf1": metrics.get("protocol/val_uf1"), "uf1": metrics.get("protocol/uf1"),
+            "uar": metrics.get("protocol/uar"), "acc": metrics.get("protocol/acc"),
+            "folds": len(results.get("folds", [])), "time_s": results.get("elapsed_s"),
+            "optimistic": bool(objective.get("optimistic")),
+            "error": "" if status == "ok" else f"no value for the objective {objective.get('metric')}",
+            "note": f"not a protocol result: {note}" if note else ""}
 
 
 def collect(sweep_dir: Path) -> pd.DataFrame:
     rows = [r for d in sorted(Path(sweep_dir).iterdir(), key=lambda p: (len(p.name), p.name)) if d.is_dir()
             for r in [job_row(d)] if r is not None]
-    columns = ["job", "status", "overrides", "uf1", "uar", "acc", "folds", "time_s", "error"]
+    columns = ["job", "status", "overrides", "objective", "objective_value", "val_uf1", "uf1", "uar", "acc", "folds",
+               "time_s", "optimistic", "error", "note"]
     frame = pd.DataFrame(rows).reindex(columns=columns)
     frame["_ok"] = frame.status == "ok"
-    frame = frame.sort_values(["_ok", "uf1"], ascending=[False, False], na_position="last").drop(columns="_ok")
-    return frame.reset_index(drop=True)
+    frame = frame.sort_values(["_ok", "objective_value"], ascending=[False, False], na_position="last")
+    return frame.drop(columns="_ok").reset_index(drop=True)
 
 
 def sweep_markdown(frame: pd.DataFrame) -> str:
-    lines = ["# Sweep", "", "Pooled protocol figures per job (best UF1 first).", "",
-             "| rank | job | overrides | UF1 | UAR | acc | folds | time (s) | status |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    objectives = sorted({str(o) for o in frame.objective.dropna()}) or ["optimized_metric"]
+    lines = ["# Sweep", ""]
+    if frame.optimistic.fillna(False).astype(bool).any():
+        lines += [f"> **Optimistic figures**: ranked by a test figure ({', '.join(objectives)}, "
+                  "allow_test_selection=true); the best job's test figures overstate what a new subject would see.", ""]
+    lines += [f"Ranked by the objective ({', '.join(objectives)}; pooled over each job's folds). The test "
+              "figures beside it are reported, never used to rank or select.", "",
+              "| rank | job | overrides | objective | test UF1 | test UAR | test acc | folds | time (s) | status |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, spec=".4f": "" if pd.isna(v) else format(v, spec)  # noqa: E731
     for rank, row in enumerate(frame.itertuples(index=False), start=1):
-        status = row.status if row.status == "ok" else f"failed: {str(row.error)[:120]}"
-        lines.append(f"| {rank} | {row.job} | `{row.overrides}` | {fmt(row.uf1)} | {fmt(row.uar)} | {fmt(row.acc)} | "
-                     f"{fmt(row.folds, '.0f')} | {fmt(row.time_s, '.1f')} | {status} |")
+        status = row.status if row.status == "ok" else f"{row.status}: {str(row.error)[:120]}"
+        if row.status == "ok" and isinstance(row.note, str) and row.note:
+            status = f"ok ({row.note})"
+        lines.append(f"| {rank} | {row.job} | `{row.overrides}` | {fmt(row.objective_value)} | {fmt(row.uf1)} | "
+                     f"{fmt(row.uar)} | {fmt(row.acc)} | {fmt(row.folds, '.0f')} | {fmt(row.time_s, '.1f')} | {status} |")
     return "\n".join(lines) + "\n"
 
 
@@ -68,8 +85,8 @@ def sweep_plot(frame: pd.DataFrame, path: Path) -> None:
     ok = frame[frame.status == "ok"].iloc[::-1]
     fig, ax = plt.subplots(figsize=(8, 1 + 0.45 * max(len(ok), 1)))
     labels = [f"#{j} {o}"[:70] for j, o in zip(ok.job, ok.overrides)]
-    ax.barh(range(len(ok)), ok.uf1, color="tab:blue", label="UF1")
-    ax.scatter(ok.uar, range(len(ok)), color="tab:orange", zorder=3, label="UAR")
+    ax.barh(range(len(ok)), ok.objective_value, color="tab:blue", label="objective (ranks)")
+    ax.scatter(ok.uf1, range(len(ok)), color="tab:orange", zorder=3, label="test UF1 (reported)")
     ax.set_yticks(range(len(ok)), labels, fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("pooled over folds")
@@ -83,7 +100,7 @@ def write_sweep_report(sweep_dir: str | Path) -> pd.DataFrame:
     sweep_dir = Path(sweep_dir)
     frame = collect(sweep_dir)
     write_csv(sweep_dir / "sweep.csv", frame)
-    (sweep_dir / "sweep.md").write_text(sweep_markdown(frame))
+    write_text(sweep_dir / "sweep.md", sweep_markdown(frame))
     sweep_plot(frame, sweep_dir / "sweep.png")
     return frame
 

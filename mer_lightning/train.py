@@ -4,13 +4,14 @@
     python -m mer_lightning.train model=cnn_bilstm data=samm    # a real dataset, LOSO
     python -m mer_lightning.train -m model=cnn,cnn_bilstm       # a sweep
 
-Returns the metric named by `optimized_metric` (for sweepers).
+Returns the metric named by `optimized_metric` (for sweepers; a validation figure by default).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
 import traceback
 from pathlib import Path
 
@@ -19,12 +20,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict
 
-from mer_lightning.evaluation.protocol import run_protocol
-from mer_lightning.evaluation.report import write_json
-from mer_lightning.utils.ddp import end_job_processes
-from mer_lightning.utils.errors import exit_on_user_error
+from mer_lightning.evaluation.objective import check_objective
+from mer_lightning.utils.errors import Preempted, exit_on_user_error, sigterm_stops_run, user_error
 from mer_lightning.utils.resolvers import register_resolvers
-from mer_lightning.utils.run import start_run
+from mer_lightning.utils.run import run_lock, start_run
 
 register_resolvers()
 log = logging.getLogger(__name__)
@@ -32,9 +31,14 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> dict:
     """Run the configured protocol; raises MERError on bad input (tests call this directly)."""
-    start_run(cfg)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    return run_protocol(cfg, datamodule)
+    # torch and Lightning are imported here, once the config composed: a config error is reported at once
+    from mer_lightning.evaluation.protocol import run_protocol
+
+    check_objective(cfg, sweep=is_multirun())
+    with run_lock(Path(cfg.paths.output_dir)), sigterm_stops_run():
+        start_run(cfg)
+        datamodule = hydra.utils.instantiate(cfg.data)
+        return run_protocol(cfg, datamodule)
 
 
 def is_multirun() -> bool:
@@ -51,28 +55,51 @@ def join_sweep(cfg: DictConfig) -> None:
 
 
 def run_sweep_job(cfg: DictConfig) -> float | None:
-    """One job of a multirun: a failure is recorded in its results.json and the sweep goes on."""
+    """One job of a multirun: a failure is recorded in its results.json and the sweep goes on;
+    SIGTERM records the job as preempted, writes the sweep report so far and stops the sweep (143)."""
+    from mer_lightning.evaluation.report import write_json
+    from mer_lightning.utils.ddp import end_job_processes
+
     join_sweep(cfg)
+    out_dir = Path(cfg.paths.output_dir)
     try:
         results = train(cfg)
+    except Preempted as stop:
+        write_json(out_dir / "results.json", {"status": "preempted", "error": str(stop)})
+        from mer_lightning.report import write_sweep_report
+
+        write_sweep_report(HydraConfig.get().sweep.dir)
+        print(f"error: {stop}", file=sys.stderr, flush=True)
+        raise
     except Exception as err:  # noqa: BLE001 - one failing job must not stop the others
-        log.error("Job failed: %s", err)
-        write_json(Path(cfg.paths.output_dir) / "results.json",
-                   {"status": "failed", "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
+        cause = user_error(err) or err
+        log.error("Job failed: %s", cause)
+        write_json(out_dir / "results.json",
+                   {"status": "failed", "error": f"{type(cause).__name__}: {cause}", "traceback": traceback.format_exc()})
         return math.nan
     finally:
         end_job_processes()
+    return objective(cfg, results)
+
+
+def objective(cfg: DictConfig, results: dict) -> float | None:
     metric = cfg.get("optimized_metric")
-    return results["metrics"].get(metric) if metric else None
+    if not metric:
+        return None
+    value = results["metrics"].get(metric)
+    return math.nan if value is None else value
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
     if is_multirun():
         return run_sweep_job(cfg)
-    results = exit_on_user_error(train)(cfg)
-    metric = cfg.get("optimized_metric")
-    return results["metrics"].get(metric) if metric else None
+    try:
+        results = exit_on_user_error(train)(cfg)
+    except Preempted as stop:
+        print(f"error: {stop}", file=sys.stderr, flush=True)
+        raise
+    return objective(cfg, results)
 
 
 if __name__ == "__main__":

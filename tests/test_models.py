@@ -20,7 +20,7 @@ from mer_lightning.models.backbones import STSTNet, TimmBackbone, load_weights_f
 from mer_lightning.models.heads import BiLSTMHead, GRUHead, MeanHead, TransformerHead
 from mer_lightning.models.module import MERModule, focal_loss
 from mer_lightning.train import train
-from mer_lightning.utils.errors import MERError
+from mer_lightning.utils.errors import MERError, user_error
 from tests.conftest import TINY, compose_cfg, run_cli
 
 # the issue's sweep: `model=timm model.backbone.name=resnet18,efficientnet_b0,mobilenetv3_small_100
@@ -45,15 +45,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-def mer_error(err: BaseException | None) -> MERError | None:
-    """The MERError behind an exception (Hydra wraps errors raised while instantiating configs)."""
-    while err is not None:
-        if isinstance(err, MERError):
-            return err
-        err = err.__cause__ or err.__context__
-    return None
 
 
 def build(cfg, num_classes: int = 3) -> MERModule:
@@ -166,7 +157,7 @@ def test_optimizer_and_scheduler_groups(train_cfg, optimizer, kind, scheduler, s
 def test_unknown_timm_name_suggests_close_matches(train_cfg):
     with pytest.raises(Exception) as info:
         train(train_cfg("model=timm", "model.backbone.name=resnet1800", *SMALL, "debug=fast_dev_run"))
-    err = mer_error(info.value)
+    err = user_error(info.value)
     assert err is not None, info.value
     assert "resnet1800" in str(err) and "resnet18," in str(err) and "timm.list_models" in str(err)
     with pytest.raises(MERError, match="efficientnet_b0"):
@@ -249,7 +240,7 @@ def test_pretrained_without_cached_weights_fails_fast(train_cfg, offline_caches)
     assert "model.backbone.checkpoint=" in message and "timm/resnet18" in message and "never downloads" in message
     with pytest.raises(Exception) as info:
         train(train_cfg("model=timm", "model.backbone.pretrained=true", *SMALL, "debug=fast_dev_run"))
-    assert "model.backbone.checkpoint=" in str(mer_error(info.value))
+    assert "model.backbone.checkpoint=" in str(user_error(info.value))
 
 
 def test_pretrained_from_the_local_hf_cache(offline_caches):
@@ -327,7 +318,7 @@ def test_loss_options_reach_the_module(train_cfg):
     assert torch.allclose(model.loss(logits, y), focal_loss(logits, y, model.class_weights, 1.5, 0.1))
     with pytest.raises(Exception) as info:
         build(train_cfg("model.loss=hinge"))
-    assert "model.loss=hinge" in str(mer_error(info.value))
+    assert "model.loss=hinge" in str(user_error(info.value))
 
 
 def test_focal_balanced_smoothing_train(train_cfg, tmp_path):

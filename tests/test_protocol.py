@@ -147,7 +147,10 @@ def test_sigterm_saves_and_the_same_command_resumes(tmp_path, tiny_root):
         assert proc.poll() is None and time.time() < deadline, "fold 1 never started"
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-3000:]
+    assert "stopped by SIGTERM in fold 1 (test: sub02)" in err and "checkpoints/last.ckpt" in err
+    assert f"hydra.run.dir={out}" in err and "Traceback" not in err
     assert (out / "folds/fold_00/predictions.csv").is_file(), "the finished fold stays on disk"
     assert not (out / "folds/fold_01/predictions.csv").exists() and not (out / "results.json").exists()
     preempted = torch_epoch(out / "folds/fold_01/checkpoints/last.ckpt")

@@ -251,7 +251,7 @@ def test_empty_class_and_subject_without_clips_warn(trees, caplog):
     caplog.clear()
     no_anger_for_006 = SampleTable([s for s in table if not (s.subject == "006" and s.emotion == "anger")])
     with caplog.at_level(logging.WARNING):
-        labelled = apply_scheme(no_anger_for_006, ["anger"])
+        labelled = apply_scheme(no_anger_for_006, ["anger", "contempt"])
     assert labelled.notes["subjects_without_clips"] == 1
     assert "1 subject(s) have no usable clips" in caplog.text and "006" in caplog.text
 

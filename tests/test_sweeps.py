@@ -21,7 +21,8 @@ def test_failing_job_does_not_stop_the_sweep_and_report_lists_it(tmp_path, tiny_
     failed = table[table.status == "failed"]
     assert list(failed.job) == [1] and "no fold(s) [99]" in failed.error.iloc[0]
     ok = table[table.status == "ok"]
-    assert list(ok.uf1) == sorted(ok.uf1, reverse=True), "best first"
+    assert list(ok.objective_value) == sorted(ok.objective_value, reverse=True), "best objective first"
+    assert set(ok.objective) == {"protocol/val_uf1"} and ok.uf1.notna().all(), "test figures shown beside it"
     assert table.status.iloc[-1] == "failed", "failed jobs come last"
     assert (sweep / "sweep.md").read_text().count("| ") > 10 and (sweep / "sweep.png").stat().st_size > 1000
     for job in (0, 2):
@@ -50,19 +51,26 @@ def test_launchers_compose(tmp_path, launcher):
 
 def test_optuna_search_composes(tmp_path):
     cfg = compose_cfg("train.yaml", tmp_path, ["hparams_search=optuna"])
-    assert cfg.optimized_metric == "protocol/uf1"
+    assert cfg.optimized_metric == "protocol/val_uf1"
     assert cfg.hydra.sweeper.direction == "maximize" and "model.optimizer.lr" in cfg.hydra.sweeper.params
 
 
-def test_optuna_optimises_the_returned_protocol_uf1(tmp_path, tiny_root):
+def test_optuna_optimises_validation_and_survives_a_failed_trial(tmp_path, tiny_root):
     import yaml
 
     sweep = tmp_path / "optuna"
+    # one value of the search space fails (model.loss=bogus): told to Optuna as failed, the search goes on
     proc = run_cli("mer_lightning.train", "hparams_search=optuna", *TINY, f"data.root={tiny_root}",
-                   "debug=limit", "trainer.max_epochs=1", "hydra.sweeper.n_trials=2",
-                   "hydra.sweeper.sampler.n_startup_trials=2", f"hydra.sweep.dir={sweep}")
+                   "debug=limit", "trainer.max_epochs=1", "hydra.sweeper.n_trials=4",
+                   "hydra.sweeper.sampler.n_startup_trials=4", "hydra.sweeper.sampler.seed=3",
+                   "model.loss=choice(cross_entropy,bogus)", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(sweep / "sweep.csv")
+    assert len(table) == 4
+    failed, ok = table[table.status == "failed"], table[table.status == "ok"]
+    assert len(failed) >= 1 and len(ok) >= 1, table[["overrides", "status"]]
+    assert failed.overrides.str.contains("model.loss=bogus").all() and failed.error.str.contains("model.loss").all()
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    jobs = [json.loads((sweep / j / "results.json").read_text())["metrics"]["protocol/uf1"] for j in ("0", "1")]
-    assert best["best_value"] == pytest.approx(max(jobs))
-    assert len(pd.read_csv(sweep / "sweep.csv")) == 2
+    values = [json.loads((sweep / str(j) / "results.json").read_text())["metrics"]["protocol/val_uf1"] for j in ok.job]
+    assert best["best_value"] == pytest.approx(max(values)), "the objective is pooled validation UF1"
+    assert "Ranked by the objective (protocol/val_uf1" in (sweep / "sweep.md").read_text()

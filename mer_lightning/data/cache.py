@@ -15,14 +15,20 @@ changes the arrays (input, face and its settings, frame selection, number of fra
 flow size, channels, flow method and scaling) plus the code versions of the cache, preprocessing,
 faces and flow. Change any of them and a new entry is built; nothing stale is ever served.
 
-Writes are atomic: an entry is built in a hidden temporary folder in the cache directory, the
-manifest is written last, and the folder is renamed into place with one `os.replace`. A build
-that crashes leaves at most a temporary folder, which is never read (and is removed by the next
-build once it is a day old); an entry without a valid manifest is never trusted.
+Writes are atomic: an entry is built in a hidden temporary folder in the cache directory (the
+array's blocks allocated up front, so a full disk fails there and not with a SIGBUS mid-build),
+the array and then the manifest are written and fsynced, and the folder is renamed into place with
+one `os.replace`. A build that crashes leaves at most a temporary folder, which is never read (and
+is removed by the next build once it is a day old); an entry without a valid manifest is never
+trusted. Any OSError while writing (disk full, quota, read-only or unwritable, I/O error, a failed
+fsync) removes the temporary folder, publishes nothing and is a MERError that names the entry, the
+reason and the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -50,6 +56,8 @@ CACHE_VERSION = 1
 MANIFEST = "manifest.json"
 ARRAY = "clips.npy"
 STALE_BUILD_SECONDS = 24 * 3600
+WHERE_HINT = ("choose another place with `paths.cache_dir=/other/dir` "
+              "(or `data.cache_dir=...`; `data.cache_dir=null` keeps the arrays in memory)")
 
 
 # -- results -------------------------------------------------------------------------------------
@@ -162,12 +170,15 @@ class ClipCache:
         final = self.entry(key)
         tmp = self._make_tmp(final.name)
         try:
-            target = np.lib.format.open_memmap(tmp / ARRAY, mode="w+", dtype=self.prep.dtype,
-                                               shape=(max(len(samples), 1), *self.prep.shape))
+            with _writing(final):
+                target = np.lib.format.open_memmap(tmp / ARRAY, mode="w+", dtype=self.prep.dtype,
+                                                   shape=(max(len(samples), 1), *self.prep.shape))
+                _reserve(tmp / ARRAY)
             prepared = self._process(samples, target, final)
-            target.flush()
-            del target
-            _fsync(tmp / ARRAY)
+            with _writing(final):
+                target.flush()
+                del target
+                _fsync(tmp / ARRAY)
             manifest = {"key": key, "cache_version": CACHE_VERSION, "dataset": self.dataset, "root": str(self.root),
                         "options": self.prep.options(), "shape": [max(len(samples), 1), *self.prep.shape],
                         "dtype": str(self.prep.dtype), "rows": len(prepared.kept),
@@ -175,10 +186,11 @@ class ClipCache:
                         "skipped": [s.as_dict() for s in prepared.skipped],
                         "report": {k: v for k, v in asdict(prepared.report).items() if k not in ("path", "built")},
                         "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: marks the entry complete
-            _fsync(tmp / MANIFEST)
-            os.chmod(tmp, 0o755)  # mkdtemp makes it private; a shared cache is readable by all
-            self._publish(tmp, final)
+            with _writing(final):
+                (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))  # last: marks the entry complete
+                _fsync(tmp / MANIFEST)
+                os.chmod(tmp, 0o755)  # mkdtemp makes it private; a shared cache is readable by all
+                self._publish(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -189,15 +201,13 @@ class ClipCache:
         return loaded
 
     def _make_tmp(self, name: str) -> Path:
-        hint = ("choose a writable place with `paths.cache_dir=/some/writable/dir` "
-                "(or `data.cache_dir=...`; `data.cache_dir=null` keeps the arrays in memory)")
         try:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             self._remove_stale_builds()
             return Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=self.cache_dir))
         except OSError as err:
             raise MERError(f"cache directory {self.cache_dir} is not writable ({err.strerror or err}); "
-                           f"{hint}") from None
+                           f"{WHERE_HINT}") from None
 
     def _remove_stale_builds(self) -> None:
         """Temporary folders of builds that crashed a day or more ago (never read, only in the way)."""
@@ -253,15 +263,38 @@ class ClipCache:
         return Prepared(target[: len(kept)], kept, skipped, report)
 
 
-def _fsync(path: Path) -> None:
+@contextlib.contextmanager
+def _writing(entry: Path):
+    """An OSError while writing `entry` (disk full, quota, read-only, I/O error) becomes a MERError."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+        yield
+    except OSError as err:
+        raise MERError(f"could not write the cache entry {entry} ({err.strerror or err}); nothing was "
+                       f"saved; free some disk space there, or {WHERE_HINT}") from err
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the file's blocks now: on a full disk this raises an OSError here instead of killing
+    the process with SIGBUS when a page of the memory map is first written."""
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):  # not supported here: skip
+            raise
+    finally:
+        os.close(fd)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file to the disk; a failure is raised (the data may never have been written)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class _progress:

@@ -59,6 +59,10 @@ def apply_scheme(table: SampleTable, scheme: str | list[str]) -> SampleTable:
     else:
         mapping = {str(e).lower(): [str(e).lower()] for e in scheme}
     classes = list(mapping)
+    if len(classes) < 2:
+        raise MERError(f"data.classes={scheme if isinstance(scheme, str) else list(scheme)} gives {len(classes)} "
+                       "class(es); a classifier needs at least 2: list two or more emotions "
+                       "(data.classes=[happiness,surprise]) or name a scheme, e.g. data.classes=casme2_5")
     lookup = {alias.lower(): i for i, name in enumerate(classes) for alias in mapping[name]}
     kept, dropped = [], Counter()
     for sample in table:
@@ -80,5 +84,6 @@ def apply_scheme(table: SampleTable, scheme: str | list[str]) -> SampleTable:
                     "folds: %s", len(emptied), ", ".join(emptied[:10]) + (" ..." if len(emptied) > 10 else ""))
     for name, n in out.class_counts().items():
         if n == 0:
-            log.warning("Class '%s' has no samples after filtering: its F1/recall count as 0 in UF1/UAR", name)
+            log.warning("Class '%s' has no samples after filtering: it is left out of UF1/UAR unless the model "
+                        "predicts it, and then its F1 and recall count as 0 (scikit-learn's macro average)", name)
     return out

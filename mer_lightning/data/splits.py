@@ -30,23 +30,51 @@ class Fold:
         return f"fold {self.index} (test: {shown})"
 
 
-def _pick_val(subjects: list[str], val_subjects, rng: np.random.Generator) -> list[str]:
+def fold_seed(seed: int, index: int) -> int:
+    """The seed of fold `index` of a run seeded `seed`: independent streams for every (seed, fold)
+    (with `seed + index`, fold k+1 of seed s would repeat fold k of seed s+1)."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0])
+
+
+def _is_list(value) -> bool:
+    return not isinstance(value, (str, bytes)) and hasattr(value, "__iter__")
+
+
+def check_subject_option(key: str, value, subjects: list[str]) -> None:
+    """`protocol.val_subjects` / `protocol.test_subjects`: a fraction, a count or a list of existing
+    subject ids; anything else is a MERError naming the key and the fix."""
+    if value is None:
+        return
+    if _is_list(value):
+        unknown = sorted({str(s) for s in value} - set(subjects))
+        if unknown:
+            shown = ", ".join(subjects[:12]) + (" ..." if len(subjects) > 12 else "")
+            raise MERError(f"protocol.{key}: {unknown} not among this dataset's subjects ({shown}); "
+                           "spell them as the table does (`python -m mer_lightning.inspect` lists them)")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise MERError(f"protocol.{key}={value}: give a fraction of the subjects (0.2), a count (2) or a list "
+                       "of subject ids ([sub01,sub02])")
+
+
+def _pick_val(subjects: list[str], val_subjects, rng: np.random.Generator, key: str = "val_subjects") -> list[str]:
     """Validation subjects from the training subjects: a count, a fraction or an explicit list."""
     if val_subjects is None or val_subjects == 0:
         return []
-    if isinstance(val_subjects, (list, tuple)) or hasattr(val_subjects, "__iter__") and not isinstance(val_subjects, str):
+    if _is_list(val_subjects):
         wanted = [str(s) for s in val_subjects]
         return [s for s in subjects if s in wanted]
+    check_subject_option(key, val_subjects, subjects)
     value = float(val_subjects)
     n = int(value) if value >= 1 else max(1, int(round(value * len(subjects))))
     if n >= len(subjects):
-        raise MERError(f"protocol.val_subjects={val_subjects} leaves no training subject (only {len(subjects)} available)")
+        raise MERError(f"protocol.{key}={val_subjects} leaves no training subject (only {len(subjects)} available)")
     return sorted(rng.permutation(subjects)[:n].tolist())
 
 
 def _fold(table: SampleTable, index: int, test_subjects: list[str], train_pool: list[str],
           val_subjects, seed: int) -> Fold:
-    rng = np.random.default_rng(seed + index)
+    rng = np.random.default_rng(fold_seed(seed, index))
     val = _pick_val(sorted(set(train_pool) - set(test_subjects)), val_subjects, rng)
     train = sorted(set(train_pool) - set(test_subjects) - set(val))
     return Fold(index, table.where_subjects(train), table.where_subjects(val),
@@ -90,7 +118,7 @@ def holdout(table: SampleTable, test_subjects=0.2, val_subjects=0.2, seed: int =
         return [Fold(0, part["train"], part["val"], part["test"], [OFFICIAL_TEST])]
     subjects = table.subjects
     rng = np.random.default_rng(seed)
-    test = _pick_val(subjects, test_subjects, rng)
+    test = _pick_val(subjects, test_subjects, rng, key="test_subjects")
     if not test:
         raise MERError("protocol.test_subjects must select at least one subject")
     return [_fold(table, 0, test, subjects, val_subjects, seed)]
@@ -132,6 +160,9 @@ PROTOCOLS = {"loso": loso, "subject_kfold": subject_kfold, "holdout": holdout, "
 def make_folds(table: SampleTable, name: str, **options) -> list[Fold]:
     if name not in PROTOCOLS:
         raise MERError(f"unknown protocol '{name}'; known: {sorted(PROTOCOLS)}")
+    for key in ("val_subjects", "test_subjects"):
+        if table.subjects or _is_list(options.get(key)):
+            check_subject_option(key, options.get(key), table.subjects)
     if name in SUBJECT_PROTOCOLS and any(s.subject == "" for s in table):
         dataset = next(s.dataset for s in table if s.subject == "")
         raise MERError(f"protocol={name} needs subject ids, and {dataset} has none (its images carry no "

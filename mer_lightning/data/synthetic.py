@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -263,23 +266,72 @@ WRITERS = {"casme2": write_casme2_like, "samm": write_samm_like, "smic": write_s
            "fer2013": write_fer2013_like}
 
 
+SYNTHETIC_MARKER = "synthetic.json"  # written last: its presence marks a complete dataset
+
+
 def ensure_synthetic(root: str | Path, spec: SyntheticSpec | None = None) -> Path:
-    """Generate a synthetic dataset under `root` (in `spec.layout`) unless an identical one is there."""
+    """Generate a synthetic dataset under `root` (in `spec.layout`) unless an identical one is there.
+
+    Safe when several jobs (a sweep, DDP ranks) call it at once for the same root: each generates in
+    its own temporary folder next to `root`, writes the `synthetic.json` marker last and renames
+    the folder into place; a job that finds the same dataset published meanwhile discards its copy.
+    No folder another job is writing is ever deleted, nor a folder without a synthetic marker.
+    """
     root = Path(root)
     spec = spec or SyntheticSpec()
     if spec.layout not in WRITERS:
         raise MERError(f"data.spec.layout={spec.layout}: choose one of {list(WRITERS)}")
-    marker = root / "synthetic.json"
-    if marker.exists() and json.loads(marker.read_text()) == spec.fingerprint():
+    if _synthetic_fingerprint(root) == spec.fingerprint():
         return root
+    if root.is_dir() and _synthetic_fingerprint(root) is None and any(root.iterdir()):
+        raise MERError(f"data.root={root} holds files that are not a synthetic dataset (no readable "
+                       f"{SYNTHETIC_MARKER}); they are left alone: choose a new or empty folder with `data.root=...`")
     log.info("Generating the synthetic %s-like dataset in %s (seed %d) ...", spec.layout, root, spec.seed)
-    tmp = root.with_name(root.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    WRITERS[spec.layout](tmp, spec)
-    (tmp / "synthetic.json").write_text(json.dumps(spec.fingerprint()))
-    if root.exists():
-        shutil.rmtree(root)
-    tmp.rename(root)
+    tmp = None
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+        WRITERS[spec.layout](tmp, spec)
+        (tmp / SYNTHETIC_MARKER).write_text(json.dumps(spec.fingerprint()))  # last: marks it complete
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
+        _publish_synthetic(tmp, root, spec)
+    except BaseException as err:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise MERError(f"could not write the synthetic dataset to {root} ({err.strerror or err}); free some "
+                           "disk space there or choose a writable folder with `data.root=/some/dir`") from err
+        raise
     return root
+
+
+def _synthetic_fingerprint(root: Path) -> dict | None:
+    """The spec fingerprint a complete synthetic dataset at `root` was generated from (else None)."""
+    try:
+        return json.loads((root / SYNTHETIC_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _publish_synthetic(tmp: Path, root: Path, spec: SyntheticSpec) -> None:
+    """Rename the complete `tmp` to `root`. Another spec's dataset there is first moved aside with one
+    rename (deleted once ours is in); the same spec published by another job meanwhile wins."""
+    if _synthetic_fingerprint(root) == spec.fingerprint():
+        shutil.rmtree(tmp, ignore_errors=True)  # another job won: use theirs
+        return
+    aside = None
+    if _synthetic_fingerprint(root) is not None:
+        aside = root.with_name(f".{root.name}.old-{os.getpid()}-{time.time_ns()}")
+        try:
+            os.replace(root, aside)
+        except FileNotFoundError:  # moved aside by another job
+            aside = None
+    try:
+        os.replace(tmp, root)  # fails when `root` is not empty: another job published first
+    except OSError:
+        if _synthetic_fingerprint(root) != spec.fingerprint():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)

@@ -1,9 +1,11 @@
 """Accuracy, UF1 (macro F1), UAR (macro recall) and the confusion matrix, from torchmetrics.
 
-UF1 and UAR are means over the classes that occur in the targets or the predictions; a class
-absent from both is left out of the mean, exactly as scikit-learn's `average="macro"` does (the
-tests cross-check every figure against scikit-learn). Pooled over a whole protocol every class of
-the scheme occurs, so the mean is over all of them.
+UF1 and UAR are means over the classes that occur in the targets *or* the predictions of the set
+they are computed on, exactly as scikit-learn's `average="macro"` (the tests cross-check every
+figure). So, in one fold (LOSO: one subject, who rarely shows every class), a class with no test
+samples is left out of that fold's mean if the model never predicts it; if the model does predict
+it, its F1 and recall are 0 and it counts in the mean. Pooled over a whole protocol every class of
+the scheme has test samples, so the headline mean is over all of them.
 """
 
 from __future__ import annotations

@@ -2,27 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mer_lightning.data.splits import OFFICIAL_TEST
+from mer_lightning.utils.errors import MERError
 
 
 def write_json(path: Path, data: dict) -> None:
     """Write atomically: a crash never leaves a half-written file that a resume would trust."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, default=_jsonable))
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    """Write atomically, as `write_json`."""
+    write_text(path, frame.to_csv(index=False))
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically: into a temporary file next to it (unique per process and
+    call, so concurrent writers never share one), fsynced, then renamed over `path`; readers see
+    the old file or the new one, never half of one. An OSError (disk full, unwritable folder, a
+    failed fsync) removes the temporary file and is a MERError; files written before are kept."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise MERError(f"could not write {path} ({err.strerror or err}); the files already written (finished "
+                       f"folds) are kept; free some disk space or make {path.parent} writable (or run elsewhere "
+                       "with `paths.log_dir=/other/dir`), then rerun the same command") from err
 
 
 def _jsonable(value):
@@ -47,7 +68,8 @@ def selection_sentence(folds: list[dict]) -> str:
 def results_markdown(results: dict) -> str:
     """A table a person would paste into a paper, with how each number was computed."""
     p, classes = results["pooled"], results["classes"]
-    lines = [
+    lines = [f"> {line}" for line in warnings(results)] + [""] if warnings(results) else []
+    lines += [
         f"# {results.get('title', 'Results')}",
         "",
         f"Protocol: **{results['protocol']['name']}**, {len(results['folds'])} fold(s), "
@@ -61,7 +83,14 @@ def results_markdown(results: dict) -> str:
         spread = f"{mean:.4f} ± {std:.4f}" if mean is not None else "n/a"
         lines.append(f"| {name} | {p[key]:.4f} | {spread} |")
     lines += ["", "Pooled: metrics computed once on all folds' test predictions together (MEGC convention). "
-              "Mean ± std: metrics computed per fold, then averaged.", "",
+              "Mean ± std: metrics computed per fold, then averaged. A class without test samples in a fold "
+              "counts in that fold's mean only if the model predicts it (then as 0), as in scikit-learn."]
+    if results.get("validation"):
+        v, objective = results["validation"], results.get("objective") or {}
+        lines += ["", f"Validation (each fold's selected model on its own validation subjects, pooled): "
+                  f"UF1 {v['uf1']:.4f}, UAR {v['uar']:.4f} ({v['n']} predictions). "
+                  f"Objective for sweeps: `{objective.get('metric')}`."]
+    lines += ["",
               "| class | precision | recall | F1 | test samples |", "|---|---|---|---|---|"]
     support = np.asarray(p["confusion"]).sum(axis=1)
     for i, name in enumerate(classes):
@@ -77,6 +106,20 @@ def results_markdown(results: dict) -> str:
         lines.append(f"| {fold['index']} | {', '.join(fold['test_subjects'])} | {m['n']} | {m['acc']:.4f} | "
                      f"{m['uf1']:.4f} | {m['uar']:.4f} |")
     return "\n".join(lines) + "\n"
+
+
+def warnings(results: dict) -> list[str]:
+    """The lines a report must open with: a debug/partial run, or figures chosen on a test figure."""
+    out = []
+    if results.get("not_a_protocol_result"):
+        out.append("**Not a protocol result** (" + "; ".join(results["not_a_protocol_result"]) + "): a debug or "
+                   "partial run; do not report these figures.")
+    objective = results.get("objective") or {}
+    if objective.get("optimistic"):
+        from mer_lightning.evaluation.objective import OPTIMISTIC
+
+        out.append("**" + OPTIMISTIC.format(metric=objective.get("metric")) + "**")
+    return out
 
 
 def confusion_png(path: Path, confusion, classes: list[str], title: str = "") -> None:

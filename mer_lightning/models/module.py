@@ -92,6 +92,10 @@ class MERModule(pl.LightningModule):
             self.set_backbone_frozen(True)
         self.val_metrics = classification_metrics(num_classes, prefix="val/")
         self.test_metrics = classification_metrics(num_classes, prefix="test/")
+        # each sample's (index, y, probs) of the last validation / test pass, gathered over processes:
+        # the protocol pools them (validation: the selection objective; test: the headline figures)
+        self.val_outputs: list[dict[str, torch.Tensor]] = []
+        self.val_predictions: dict[str, torch.Tensor] | None = None
         self.test_outputs: list[dict[str, torch.Tensor]] = []
         self.test_predictions: dict[str, torch.Tensor] | None = None
 
@@ -207,14 +211,22 @@ class MERModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["y"]))
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self.val_outputs = []
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self(batch["x"])
         self.log("val/loss", self.loss(logits, batch["y"]), prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
         self.val_metrics.update(logits, batch["y"])
+        self.val_outputs.append({"index": batch["index"], "y": batch["y"], "probs": logits.float().softmax(-1)})
 
     def on_validation_epoch_end(self) -> None:
         self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
         self.val_metrics.reset()
+        if self.val_outputs:
+            local = {k: torch.cat([o[k] for o in self.val_outputs]) for k in ("index", "y", "probs")}
+            self.val_predictions = self._gather_unique(local)
+        self.val_outputs = []
 
     def on_test_epoch_start(self) -> None:
         self.test_outputs = []

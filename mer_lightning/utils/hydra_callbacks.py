@@ -1,4 +1,5 @@
-"""Hydra callbacks: checks that must happen before Hydra creates the run directory."""
+"""Hydra callbacks: checks that must happen before Hydra creates the run directory (or starts a
+sweep's first job), and the sweep report at the end of a multirun."""
 
 from __future__ import annotations
 
@@ -34,6 +35,19 @@ class OutputDirCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _fail_unless_writable(Path(config.hydra.sweep.dir), "hydra.sweep.dir")
+        _fail_on_test_objective(config)
+
+
+def _fail_on_test_objective(config: DictConfig) -> None:
+    """A sweep ranks (and Optuna selects) by `optimized_metric`: refuse a test figure before any job runs."""
+    from mer_lightning.evaluation.objective import check_objective
+    from mer_lightning.utils.errors import MERError
+
+    try:
+        check_objective(config, sweep=True)
+    except MERError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 class SweepReport(Callback):

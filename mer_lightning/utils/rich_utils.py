@@ -9,6 +9,7 @@ import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
+from rich.text import Text
 
 ORDER = ("data", "model", "protocol", "callbacks", "logger", "trainer", "paths", "extras")
 
@@ -29,6 +30,10 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
 
 def print_results(results: dict) -> None:
     """A short table: pooled headline figures, then mean and std over folds."""
+    from mer_lightning.evaluation.report import warnings
+
+    for line in warnings(results):  # first: a debug / partial run, figures chosen on a test figure
+        rich.print(Text(line.replace("**", ""), style="bold red"))
     table = Table(title=f"Results ({results['protocol']['name']}, {len(results['folds'])} fold(s), "
                         f"{results['pooled']['n']} test samples)")
     table.add_column("metric")

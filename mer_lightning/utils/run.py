@@ -1,10 +1,14 @@
-"""Start-of-run chores shared by the entry points: checks, printing, saving the resolved config."""
+"""Start-of-run chores shared by the entry points: checks, one run per directory, the saved config."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import socket
+import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -13,21 +17,69 @@ from mer_lightning.utils.errors import MERError
 from mer_lightning.utils.rich_utils import print_config_tree
 
 log = logging.getLogger(__name__)
+LOCK = ".mer.lock"
 
 
 def start_run(cfg: DictConfig) -> Path:
-    """Check paths, save `config.yaml` (resolved) in the run directory, print the config tree."""
+    """Check paths and the seed, save `config.yaml` (resolved) in the run directory, print the config tree."""
     out_dir = Path(cfg.paths.output_dir)
     if not os.access(out_dir, os.W_OK):
         raise MERError(f"output directory {out_dir} is not writable; choose another with "
                        "`hydra.run.dir=...` or `paths.log_dir=...`")
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise MERError(f"seed={seed}: give a non-negative integer (e.g. seed=42); every result is fixed by it")
     ckpt = cfg.get("ckpt_path")
-    if ckpt and not Path(ckpt).is_file():
+    if ckpt and not Path(str(ckpt)).expanduser().exists():
         raise MERError(f"ckpt_path={ckpt} does not exist")
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    try:
+        (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    except OSError as err:
+        raise MERError(f"cannot write {out_dir / 'config.yaml'} ({err.strerror or err}); free space or choose "
+                       "another directory with `hydra.run.dir=...`") from None
     extras = cfg.get("extras") or {}
     if extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
     if extras.get("print_config"):
         print_config_tree(cfg, save_to=out_dir / "config_tree.log")
     return out_dir
+
+
+def _extra_rank() -> bool:
+    """A DDP / SLURM process other than the first (Lightning's global rank): it shares the first
+    one's run directory."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) != 0
+
+
+@contextmanager
+def run_lock(out_dir: Path):
+    """Hold `<out_dir>/.mer.lock` for the run: a second run in the same directory is refused.
+
+    An OS lock (flock), so it is released when the process ends however it ends; the extra ranks
+    of a DDP run share the first rank's directory and do not take it.
+    """
+    if _extra_rank():
+        yield
+        return
+    path = Path(out_dir) / LOCK
+    try:
+        handle = open(path, "a+")
+    except OSError as err:
+        raise MERError(f"cannot create {path} ({err.strerror or err}); choose a writable `hydra.run.dir=...`") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise MERError(f"another run is using {out_dir} ({holder}); wait for it to finish, or give this run "
+                           "its own directory with `hydra.run.dir=...`") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()

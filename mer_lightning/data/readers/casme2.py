@@ -3,7 +3,8 @@
 Quirks handled here: the coding sheet exists under several names; some versions carry unnamed
 extra columns (columns are picked by name); `Subject` is an integer while folders are `sub01`;
 frame numbers are absolute; some `ApexFrame` cells hold `/` (we use the middle frame between onset
-and offset and count it as `apex_missing`).
+and offset and count it as `apex_missing`). A clip on two sheet rows, and Subject / Filename cells
+that lead out of the subject's folder, are handled in `common.read_sheet_clips` (shared with SAMM).
 """
 
 from __future__ import annotations

@@ -1,8 +1,19 @@
-"""Helpers shared by the readers: finding the root, listing frames in numeric order, checks."""
+"""Helpers shared by the readers: finding the root, listing frames in numeric order, checks.
+
+Quirks handled here, for every sheet-based reader (CASME II, SAMM, the composite): a clip listed on
+two or more rows (identical rows are read once and counted as `duplicate_rows_merged`; rows that
+disagree on emotion or frames leave the clip out, naming the rows); Subject / Filename cells that
+would lead out of `<frames_dir>/<subject>/` (absolute, `..`) are refused. For every reader
+(`check_sample_ids`): names that are not valid UTF-8 are skipped before anything trains, and two
+samples with one id are an error.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +21,8 @@ import pandas as pd
 from mer_lightning.data.clips import truncated_jpeg
 from mer_lightning.data.samples import Sample, SampleTable
 from mer_lightning.utils.errors import MERError
+
+log = logging.getLogger(__name__)
 
 _NUMBER = re.compile(r"(\d+)(?=\.[A-Za-z]+$)")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -202,18 +215,121 @@ def read_sheet_clips(sheet_path: Path, frames_dir: Path, *, dataset: str, column
     `columns` name, in this order, the sheet's subject, clip folder, onset, apex, offset and emotion
     columns (picked by name; the header row is found by the first two, below any free text).
     Integer subjects become folders by `subject_folder` (`sub{:02d}`: 1 -> sub01); emotions are lower
-    case, with `spellings` mapping variants to one name.
+    case, with `spellings` mapping variants to one name. A row whose Subject / clip cell leads out of
+    `frames_dir/<subject>/` is skipped; a clip on several rows is read once when the rows agree and
+    left out when they do not (`same_clip_rows`).
     """
     sheet = find_header(read_sheet(sheet_path, header_row=None), columns[:2], sheet_path)
     sheet = pick_columns(sheet, columns, sheet_path)
     table = SampleTable([])
+    listed: dict[tuple[str, str], list[tuple[int, tuple]]] = {}  # (subject, clip) -> [(row, annotation)]
     for row_number, (subject_cell, clip, onset, apex, offset, emotion) in sheet_rows(sheet):
         subject_no = as_int(subject_cell)
         subject = subject_folder.format(subject_no) if subject_no is not None else str(subject_cell).strip()
         clip = str(clip).strip()
+        problem = outside_subject_folder(subject, clip, frames_dir, columns[:2])
+        if problem:
+            table.skip(f"{dataset}/{subject}/{clip}", f"{sheet_path.name} row {row_number}: {problem}")
+            continue
         emotion = str(emotion).strip().lower()
         emotion = (spellings or {}).get(emotion, emotion)
+        listed.setdefault((subject, clip), []).append((row_number, (emotion, as_int(onset), as_int(apex),
+                                                                    as_int(offset))))
+    for (subject, clip), rows in listed.items():
+        if len(rows) > 1 and not same_clip_rows(table, rows, f"{dataset}/{subject}/{clip}", sheet_path.name):
+            continue
+        row_number, (emotion, onset, apex, offset) = rows[0]
         add_clip(table, dataset=dataset, subject=subject, clip=clip, emotion=emotion, onset=onset, apex=apex,
                  offset=offset, clip_dir=frames_dir / subject / clip, where=f"{sheet_path.name} row {row_number}",
                  emotions=emotions)
+    return table
+
+
+def outside_subject_folder(subject: str, clip: str, frames_dir: Path, names: list[str]) -> str:
+    """'' when `frames_dir/subject/clip` stays inside `frames_dir/subject/`, else which cell leads out and why.
+
+    Without this a Filename `../sub02/EP05` reads another subject's frames (a leak no split check
+    can see) and `/etc` reads outside the dataset. The check is lexical (os.path.normpath), so
+    datasets reached through symlinks still work. `names`: the subject and clip column names.
+    """
+    def parts(cell: str) -> list[str]:
+        return re.split(r"[\\/]", cell)  # both separators: sheets are often written on Windows
+
+    subject_dir = os.path.normpath(os.path.join(frames_dir, subject))
+    target = os.path.normpath(os.path.join(subject_dir, clip))
+    if subject in ("", ".", "..") or len(parts(subject)) > 1:
+        cell, value, why = names[0], subject, "is not a single folder name"
+    elif os.path.isabs(clip):
+        cell, value, why = names[1], clip, "is an absolute path"
+    elif ".." in parts(clip):
+        cell, value, why = names[1], clip, "has a '..' component"
+    elif not target.startswith(subject_dir + os.sep):
+        cell, value, why = names[1], clip, "names no folder below the subject's"
+    else:
+        return ""
+    return (f"{cell} cell '{value}' {why}: sheet paths must stay inside {frames_dir}{os.sep}<subject>{os.sep}; "
+            "write the subject and clip folder names only")
+
+
+def same_clip_rows(table: SampleTable, rows: list[tuple[int, tuple]], sample_id: str, sheet: str) -> bool:
+    """Whether the sheet rows that list one clip agree (then it is read once), else the clip is skipped.
+
+    Identical rows (same emotion, onset, apex, offset once normalised) are merged and counted as
+    `duplicate_rows_merged`; rows that differ leave the clip out, since we cannot know which is right
+    (reading both would test the clip twice and let a cache keep either label).
+    """
+    numbers = [str(n) for n, _ in rows]
+    where = f"{sheet} rows {', '.join(numbers[:-1])} and {numbers[-1]}"
+    clip = sample_id.split("/", 1)[1]
+    differ = []
+    for i, field in enumerate(("emotion", "onset", "apex", "offset")):
+        values = ["missing" if a[i] is None else str(a[i]) for _, a in rows]
+        if len(set(values)) > 1:
+            differ.append(f"{field} ({' vs '.join(values)})")
+    if not differ:
+        table.count("duplicate_rows_merged", len(rows) - 1)
+        log.warning("%s list %s with the same emotion and frames: read once (keep one row per clip)", where, clip)
+        return True
+    reason = f"{where} list {clip} with different {', '.join(differ)}: clip left out; keep one row per clip"
+    table.skip(sample_id, reason)
+    log.warning("Skipped %s: %s", sample_id, reason)
+    return False
+
+
+def printable(text: str) -> str:
+    """`text` safe to log and write as UTF-8: bytes of a non-UTF-8 file name are shown as `\\xe9`."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # how Linux file names in another encoding come back
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def check_sample_ids(table: SampleTable) -> SampleTable:
+    """After any reader: skip samples whose names are not valid UTF-8, and refuse two samples with one id.
+
+    A folder named in another encoding (Latin-1 `s1_ne_\\xe9`) reaches Python as surrogate escapes:
+    it reads fine but crashes only when results are written, after a fold has trained, so it is
+    skipped here, with the name shown safely and the advice to rename it. Skip reasons that quote
+    such names are made printable too (they are logged and written to JSON). Returns `table`.
+    """
+    kept = []
+    for sample in table.samples:
+        names = [sample.id, *map(str, sample.frames)]
+        bad = next((name for name in names if printable(name) != name), None)
+        if bad is None:
+            kept.append(sample)
+            continue
+        if bad == sample.id and sample.frames:
+            bad = str(sample.frames[0].parent)  # the clip folder on disk: what to rename
+        table.skip(printable(sample.id), f"name is not valid UTF-8: {printable(bad)}; rename it to UTF-8 "
+                                         "(e.g. `convmv -f latin1 -t utf8 -r --notest <folder>`), then read again")
+    table.samples = kept
+    for skip in table.skipped:
+        skip.sample, skip.reason = printable(skip.sample), printable(skip.reason)
+    twice = [sample_id for sample_id, n in Counter(s.id for s in kept).items() if n > 1]
+    if twice:
+        where = [str(s.frames[0].parent) if s.frames else s.clip for s in kept if s.id == twice[0]]
+        raise MERError(f"{len(twice)} sample id(s) are read more than once, e.g. '{twice[0]}' (from {', '.join(where)}): "
+                       "each clip must be listed once; rename or remove the extra copies")
     return table

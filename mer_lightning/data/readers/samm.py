@@ -6,6 +6,8 @@ for the header row by its column names, so other versions with more or fewer tex
 `<subject>_<frame:05d>.jpg` with absolute frame numbers; the emotion `Other` is sometimes spelled
 `others` (both become `other`); an apex outside onset..offset (or not a number) becomes the middle
 frame and is counted as `apex_missing`. The root may be the folder holding `SAMM/` or `SAMM/` itself.
+A clip on two sheet rows, and Subject / Filename cells that lead out of the subject's folder, are
+handled in `common.read_sheet_clips` (shared with CASME II).
 """
 
 from __future__ import annotations

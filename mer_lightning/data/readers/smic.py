@@ -4,7 +4,8 @@ Quirks handled here: there is no annotation file: the class is the folder name (
 positive, surprise) and each clip folder spans onset to offset; SMIC has no apex annotation, so
 the middle frame stands in (counted as `apex_missing`, as for CASME II's '/' cells). The root may be
 the folder holding `HS/` or `HS/` itself. Only the `micro` clips are read (SMIC-HS also has
-`non_micro` clips, which are not micro-expressions).
+`non_micro` clips, which are not micro-expressions). Folder names that are not valid UTF-8 (copies
+unpacked with another encoding) are skipped by `common.check_sample_ids`, run after every reader.
 """
 
 from __future__ import annotations
