@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 from mer_lightning.data.cache import ClipCache  # noqa: E402
 from mer_lightning.data.clips import frame_plan  # noqa: E402
-from mer_lightning.data.datamodules import ClipDataset, collate_clips  # noqa: E402
+from mer_lightning.data.datamodule import ClipDataset, collate_clips  # noqa: E402
 from mer_lightning.data.labels import apply_scheme  # noqa: E402
 from mer_lightning.data.preprocessing import (
     Preprocessing,  # noqa: E402
@@ -192,17 +192,16 @@ class RotatingData(pl.LightningDataModule):
 def make_model(num_classes: int, size: int, frames: int, epochs: int):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.utils import instantiate
 
+    from mer_lightning.models.factory import ClipShape, build_model
     from mer_lightning.utils.resolvers import register_resolvers
 
     register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose(config_name="train.yaml", overrides=["model=cnn_bilstm", f"data.image_size={size}",
-                                                          f"model.num_frames={frames}", f"trainer.max_epochs={epochs}"])
-    return instantiate(cfg.model, num_classes=num_classes, class_names=[str(i) for i in range(num_classes)],
-                       _convert_="all")
+                                                          f"data.num_frames={frames}", f"trainer.max_epochs={epochs}"])
+    return build_model(cfg.model, ClipShape.of(cfg.data, num_classes))
 
 
 def epoch_seconds(datasets: dict, args, num_classes: int) -> dict[str, float]:

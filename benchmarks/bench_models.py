@@ -26,11 +26,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import hydra  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from mer_lightning.models.factory import ClipShape, build_model  # noqa: E402
 from mer_lightning.utils.resolvers import register_resolvers  # noqa: E402
 
 PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -39,7 +39,7 @@ PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.f
 def model_config(spec: str, args: argparse.Namespace) -> DictConfig:
     preset, _, head = spec.partition("/")
     preset, _, name = preset.partition(":")
-    overrides = [f"model={preset}", f"model.num_frames={args.frames}", f"data.image_size={args.size}",
+    overrides = [f"model={preset}", f"data.num_frames={args.frames}", f"data.image_size={args.size}",
                  f"model.channels_last={str(args.channels_last).lower()}", "data.grayscale=" + str(args.channels == 1).lower()]
     if name:
         overrides.append(f"model.backbone.name={name}")
@@ -52,8 +52,8 @@ def model_config(spec: str, args: argparse.Namespace) -> DictConfig:
 def bench(spec: str, args: argparse.Namespace) -> dict:
     cfg = model_config(spec, args)
     device = torch.device(args.device)
-    model = hydra.utils.instantiate(cfg.model, num_classes=args.classes, _convert_="all").to(device)
-    model.check_input(args.frames, cfg.data.channels, args.size)
+    shape = ClipShape(args.classes, args.frames, int(cfg.data.channels), args.size)
+    model = build_model(cfg.model, shape).to(device)
     if args.compile:
         model.backbone.compile()
     model.train()

@@ -14,16 +14,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mer_lightning.data.splits import OFFICIAL_TEST, SUBJECT_PROTOCOLS, Fold
-from mer_lightning.evaluation.checkpoints import read_meta
-from mer_lightning.evaluation.metrics import summarize
-from mer_lightning.evaluation.protocol import (
-    check_predictions,
-    debug_limits,
-    fold_frame,
-    pooled_results,
-    write_report,
-)
+from mer_lightning.evaluation.report import write_report
+from mer_lightning.evaluation.results import fold_frame, fold_record, pooled_results
+from mer_lightning.models.factory import build_model
+from mer_lightning.runner.checkpoints import read_meta
+from mer_lightning.runner.fold import check_predictions
+from mer_lightning.runner.run import debug_limits
 from mer_lightning.utils.errors import MERError, exit_on_user_error
+from mer_lightning.utils.instantiate import instantiate_strict
 from mer_lightning.utils.resolvers import register_resolvers
 from mer_lightning.utils.rich_utils import print_results
 from mer_lightning.utils.run import start_run
@@ -56,8 +54,8 @@ def evaluate(cfg: DictConfig) -> dict:
     out_dir = start_run(cfg)
     meta = read_meta(cfg.ckpt_path)
     apply_stored_configs(cfg, meta)
-    dm = hydra.utils.instantiate(cfg.data)
-    table = dm.prepare()
+    dm = instantiate_strict(cfg.data, "data")
+    table = dm.load()
     if dm.class_names != meta["classes"]:
         raise MERError(f"the checkpoint was trained on classes {meta['classes']}, the data gives {dm.class_names}")
     subjects = meta["test_subjects"]
@@ -67,7 +65,7 @@ def evaluate(cfg: DictConfig) -> dict:
         raise MERError(f"none of the checkpoint's test subjects {subjects} are in {dm.root}")
     fold = Fold(meta["fold"], [], [], test, subjects)
     dm.set_fold(fold)
-    model = hydra.utils.instantiate(cfg.model, num_classes=dm.num_classes, class_names=dm.class_names, _convert_="all")
+    model = build_model(cfg.model, dm)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
     trainer.test(model, datamodule=dm, ckpt_path=cfg.ckpt_path, verbose=False)
     frame = fold_frame(dm, fold, model.test_predictions)
@@ -77,9 +75,10 @@ def evaluate(cfg: DictConfig) -> dict:
     protocol = meta.get("protocol") or {}
     if protocol.get("name") in SUBJECT_PROTOCOLS:
         partial.append(f"one fold's checkpoint (fold {fold.index}) of a {protocol['name']} protocol")
-    fold_result = {"index": fold.index, "test_subjects": subjects, "selection": f"checkpoint {Path(cfg.ckpt_path).name}",
-                   "metrics": summarize(frame.y_true, frame.y_pred, dm.num_classes)}
-    results = pooled_results(cfg, dm, [frame], [fold_result], protocol=meta.get("protocol"), partial=partial)
+    fold_result = fold_record(fold, frame, None, f"checkpoint {Path(cfg.ckpt_path).name}", str(cfg.ckpt_path),
+                              dm.num_classes)
+    results = pooled_results(cfg, dm.class_names, [frame], [fold_result], protocol=meta.get("protocol"),
+                             partial=partial, skipped=[s.as_dict() for s in dm.table.skipped])
     if trainer.is_global_zero:
         write_report(out_dir, results, frame, dm.class_names)
         print_results(results)

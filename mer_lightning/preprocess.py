@@ -17,8 +17,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from mer_lightning.evaluation.report import write_json
 from mer_lightning.utils.errors import exit_on_user_error
+from mer_lightning.utils.instantiate import instantiate_strict
+from mer_lightning.utils.io import write_json
 from mer_lightning.utils.resolvers import register_resolvers
 from mer_lightning.utils.run import start_run
 
@@ -28,8 +29,8 @@ register_resolvers()
 def preprocess(cfg: DictConfig) -> dict:
     """Build (or find) the cache for `cfg.data`; returns the report (also written to preprocess.json)."""
     out_dir = start_run(cfg)
-    datamodule = hydra.utils.instantiate(cfg.data)
-    table = datamodule.prepare()
+    datamodule = instantiate_strict(cfg.data, "data")
+    table = datamodule.load()
     report = asdict(datamodule.cache_report)
     report.update(samples=len(table), subjects=len(table.subjects), classes=table.class_counts(),
                   skipped_all=[s.as_dict() for s in table.skipped])

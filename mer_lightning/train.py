@@ -22,6 +22,7 @@ from omegaconf import DictConfig, open_dict
 
 from mer_lightning.evaluation.objective import check_objective
 from mer_lightning.utils.errors import Preempted, exit_on_user_error, sigterm_stops_run, user_error
+from mer_lightning.utils.instantiate import instantiate_strict
 from mer_lightning.utils.resolvers import register_resolvers
 from mer_lightning.utils.run import run_lock, start_run
 
@@ -32,12 +33,12 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict:
     """Run the configured protocol; raises MERError on bad input (tests call this directly)."""
     # torch and Lightning are imported here, once the config composed: a config error is reported at once
-    from mer_lightning.evaluation.protocol import run_protocol
+    from mer_lightning.runner import run_protocol
 
     check_objective(cfg, sweep=is_multirun())
     with run_lock(Path(cfg.paths.output_dir)), sigterm_stops_run():
         start_run(cfg)
-        datamodule = hydra.utils.instantiate(cfg.data)
+        datamodule = instantiate_strict(cfg.data, "data")
         return run_protocol(cfg, datamodule)
 
 
@@ -57,8 +58,8 @@ def join_sweep(cfg: DictConfig) -> None:
 def run_sweep_job(cfg: DictConfig) -> float | None:
     """One job of a multirun: a failure is recorded in its results.json and the sweep goes on;
     SIGTERM records the job as preempted, writes the sweep report so far and stops the sweep (143)."""
-    from mer_lightning.evaluation.report import write_json
     from mer_lightning.utils.ddp import end_job_processes
+    from mer_lightning.utils.io import write_json
 
     join_sweep(cfg)
     out_dir = Path(cfg.paths.output_dir)
@@ -66,7 +67,7 @@ def run_sweep_job(cfg: DictConfig) -> float | None:
         results = train(cfg)
     except Preempted as stop:
         write_json(out_dir / "results.json", {"status": "preempted", "error": str(stop)})
-        from mer_lightning.report import write_sweep_report
+        from mer_lightning.sweep_report import write_sweep_report
 
         write_sweep_report(HydraConfig.get().sweep.dir)
         print(f"error: {stop}", file=sys.stderr, flush=True)

@@ -6,12 +6,17 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from mer_lightning.utils.errors import MERError
+from mer_lightning.utils.instantiate import instantiate_strict
 from tests.conftest import ROOT, compose_cfg
 
 CONF = ROOT / "conf"
-# every config group, nested ones (model/backbone, model/head) included; hydra/ is Hydra's own
-GROUPS = {str(d.relative_to(CONF)): sorted(p.stem for p in d.glob("*.yaml")) for d in CONF.rglob("*")
-          if d.is_dir() and not str(d.relative_to(CONF)).startswith(("hydra", "hparams_search"))}
+# every config group, nested ones (model/backbone, model/head) included; hydra/ is Hydra's own. Not
+# choices: data/_base (the keys every dataset shares) and model/data (what a model sets in the data,
+# through its own defaults: test_single_frame_models_set_the_clip_length)
+GROUPS = {str(d.relative_to(CONF)): sorted(p.stem for p in d.glob("*.yaml") if not p.stem.startswith("_"))
+          for d in CONF.rglob("*")
+          if d.is_dir() and not str(d.relative_to(CONF)).startswith(("hydra", "hparams_search", "model/data"))}
 CHOICES = [(group, option) for group, options in sorted(GROUPS.items()) for option in options]
 
 
@@ -39,3 +44,43 @@ def test_defaults_are_the_quick_start(tmp_path):
     cfg = compose_cfg("train.yaml", tmp_path, [])
     assert cfg.data.name == "synthetic" and cfg.model.name == "cnn_bilstm"
     assert Path(cfg.paths.root_dir) == ROOT
+
+
+def test_every_dataset_shares_the_base_keys(tmp_path):
+    base = OmegaConf.load(CONF / "data/_base.yaml")
+    for name in GROUPS["data"]:
+        data = compose_cfg("train.yaml", tmp_path, [f"data={name}"]).data
+        assert data.name == name and set(data) == set(base), name
+        assert data.reader._partial_ and data.reader._target_.startswith("mer_lightning.data."), name
+
+
+def test_single_frame_models_set_the_clip_length(tmp_path):
+    """The data owns T; model=cnn, linear, ststnet change its default to 1, the command line still wins."""
+    for model in ("cnn", "linear", "ststnet"):
+        cfg = compose_cfg("train.yaml", tmp_path, [f"model={model}"])
+        assert cfg.data.num_frames == 1 and "num_frames" not in cfg.model, model
+    for model in ("cnn_bilstm", "timm"):
+        assert compose_cfg("train.yaml", tmp_path, [f"model={model}"]).data.num_frames == 8
+    for overrides in (["model=cnn", "data.num_frames=4"], ["data.num_frames=4", "model=cnn"]):
+        assert compose_cfg("train.yaml", tmp_path, overrides).data.num_frames == 4
+    assert compose_cfg("train.yaml", tmp_path, ["data=fer2013", "model=cnn_bilstm"]).data.num_frames == 1
+
+
+@pytest.mark.parametrize("entry", ["inspect.yaml", "preprocess.yaml"])
+def test_data_entry_points_compose_no_model(tmp_path, entry):
+    cfg = compose_cfg(entry, tmp_path, ["data=casme2"])
+    assert "model" not in cfg and "trainer" not in cfg
+    assert cfg.data.num_frames == 8 and OmegaConf.select(cfg, "data.channels") == 3
+
+
+@pytest.mark.parametrize("override,says", [
+    ("+data.imagesize=16", "data.imagesize is not a key of data (MERDataModule); known: root, reader, name"),
+    ("+data.reader.layot=samm", "data.reader.layot is not a key of data.reader (read_synthetic); known: layout"),
+    ("+data.reader.dedup=false", "data.reader.dedup is not a key of data.reader (read_fer2013); known: dedupe"),
+])
+def test_a_mistyped_data_key_is_named(tmp_path, override, says):
+    extra = ["data=fer2013"] if "dedup" in override else []
+    cfg = compose_cfg("train.yaml", tmp_path, [*extra, override])
+    with pytest.raises(MERError) as err:
+        instantiate_strict(cfg.data, "data")
+    assert str(err.value).startswith(says) and "did you mean" in str(err.value)

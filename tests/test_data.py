@@ -11,7 +11,7 @@ from mer_lightning.data.readers import read_casme2
 from mer_lightning.data.samples import Sample
 from mer_lightning.data.splits import Fold, check_fold, make_folds
 from mer_lightning.data.synthetic import SyntheticSpec, ensure_synthetic
-from mer_lightning.utils.errors import LeakError
+from mer_lightning.utils.errors import LeakError, MERError
 
 
 def _digest(root):
@@ -101,3 +101,12 @@ def test_leak_guard_stops_a_forced_leak():
     leaked = Fold(fold.index, fold.train + fold.test[:1], fold.val, fold.test, fold.test_subjects)
     with pytest.raises(LeakError, match="in both train and test"):
         check_fold(table, leaked)
+
+
+def test_a_key_the_protocol_does_not_take_is_named():
+    with pytest.raises(MERError, match=r"protocol.val_subject is not a key of protocol \(loso\); known: val_subjects, "
+                                       r"folds, resume \(did you mean val_subject -> val_subjects\?\)"):
+        make_folds(_table(), "loso", val_subject=1)
+    with pytest.raises(MERError, match=r"protocol.test_subjects is not a key of protocol \(loso\)"):
+        make_folds(_table(), "loso", test_subjects=2, seed=0)
+    assert len(make_folds(_table(), "holdout", test_subjects=2, val_subjects=1, seed=0, folds=None, resume=True)) == 1

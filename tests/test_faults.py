@@ -19,10 +19,6 @@ FAST = ["debug=limit", "trainer.max_epochs=1", "protocol.val_subjects=1"]
 LOSO2 = ["protocol=loso", "protocol.folds=[0,1]", *FAST]
 
 
-def _results(out):
-    return json.loads((out / "results.json").read_text())
-
-
 # -- evaluation that can be trusted ----------------------------------------------------------------
 def test_resume_refuses_finished_folds_of_another_configuration(train_cfg, tmp_path):
     out = tmp_path / "run"

@@ -15,10 +15,12 @@ import pytest
 import torch
 from torch import nn
 
-from mer_lightning.evaluation.protocol import build_folds
-from mer_lightning.models.backbones import STSTNet, TimmBackbone, load_weights_file
+from mer_lightning.models.backbones import STSTNet, TimmBackbone
+from mer_lightning.models.factory import ClipShape, build_model
 from mer_lightning.models.heads import BiLSTMHead, GRUHead, MeanHead, TransformerHead
 from mer_lightning.models.module import MERModule, focal_loss
+from mer_lightning.models.weights import load_weights_file
+from mer_lightning.runner.run import build_folds
 from mer_lightning.train import train
 from mer_lightning.utils.errors import MERError, user_error
 from tests.conftest import TINY, compose_cfg, run_cli
@@ -33,7 +35,7 @@ BACKBONES = {
 }
 HEADS = {"mean": "MeanHead", "bilstm": "BiLSTMHead", "gru": "GRUHead", "transformer": "TransformerHead"}
 # frames (1 channel, grayscale): the shape checks below are written for it
-SMALL = ["model.num_frames=2", "data.batch_size=2", "data.input=frames"]
+SMALL = ["data.num_frames=2", "data.batch_size=2", "data.input=frames"]
 PAIRS = [(b, h) for b in BACKBONES for h in HEADS]
 
 
@@ -48,15 +50,14 @@ def one_thread():
 
 
 def build(cfg, num_classes: int = 3) -> MERModule:
-    return hydra.utils.instantiate(cfg.model, num_classes=num_classes, class_names=[str(i) for i in range(num_classes)],
-                                   _convert_="all")
+    return build_model(cfg.model, ClipShape.of(cfg.data, num_classes))
 
 
 def fold_setup(cfg):
     """The datamodule on its first fold and a fresh model, as protocol.train_fold makes them."""
     dm = hydra.utils.instantiate(cfg.data)
-    dm.set_fold(build_folds(cfg, dm.prepare())[0])
-    return dm, build(cfg, dm.num_classes)
+    dm.set_fold(build_folds(cfg, dm.load())[0])
+    return dm, build_model(cfg.model, dm)
 
 
 def quiet_trainer(**kwargs) -> pl.Trainer:
@@ -70,7 +71,7 @@ def quiet_trainer(**kwargs) -> pl.Trainer:
 def test_every_backbone_head_pair_fast_dev_run(train_cfg, tmp_path, backbone, head):
     cfg = train_cfg("model=cnn_bilstm", *BACKBONES[backbone], f"model/head={head}", *SMALL, "debug=fast_dev_run")
     results = train(cfg)
-    assert 0.0 <= results["metrics"]["test/uf1"] <= 1.0
+    assert 0.0 <= results["metrics"]["protocol/uf1"] <= 1.0
     saved = (tmp_path / "run/config.yaml").read_text()
     assert f"mer_lightning.models.heads.{HEADS[head]}" in saved
 
@@ -120,7 +121,7 @@ def test_timm_backbone_features_before_classifier():
 def test_presets_are_backbone_and_head_groups(tmp_path, preset, backbone, head, frames):
     cfg = compose_cfg("train.yaml", tmp_path, [f"model={preset}"])
     assert cfg.model.backbone._target_.endswith(backbone) and cfg.model.head._target_.endswith(head)
-    assert cfg.model.num_frames == frames
+    assert cfg.data.num_frames == frames
     # the values the inline optimizer/scheduler of cnn and cnn_bilstm had before the groups existed
     assert cfg.model.optimizer._target_ == "torch.optim.AdamW" and cfg.model.optimizer.lr == 0.001
     assert cfg.model.optimizer.weight_decay == 0.0001
@@ -171,7 +172,7 @@ def test_too_few_frames_for_the_head(train_cfg):
 
 def test_too_few_frames_is_one_line_on_the_command_line(tmp_path, tiny_root):
     proc = run_cli("mer_lightning.train", *TINY, f"data.root={tiny_root}", "model.head.min_frames=4",
-                   "model.num_frames=2", "debug=fast_dev_run", f"hydra.run.dir={tmp_path}")
+                   "data.num_frames=2", "debug=fast_dev_run", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "error: backbone SmallCNN" in proc.stderr and "at least 4 frames" in proc.stderr
 
@@ -197,9 +198,8 @@ def test_channels_that_do_not_fit(train_cfg):
 def test_image_too_small_for_the_backbone(train_cfg):
     with pytest.raises(MERError, match=r"data.image_size=8 is too small.*16x16"):
         train(train_cfg("data.image_size=8", *SMALL, "debug=fast_dev_run"))
-    model = build(train_cfg("model=timm", "data.image_size=16", "data.input=frames"))
     with pytest.raises(MERError, match=r"too small for backbone resnet18.*min_image_size"):
-        model.check_input(2, 1, 16)
+        build(train_cfg("model=timm", "data.image_size=16", "data.input=frames"))
     build(train_cfg("model=timm", "model.backbone.min_image_size=16", "data.input=frames")).check_input(2, 1, 16)
 
 
@@ -332,7 +332,7 @@ def test_focal_balanced_smoothing_train(train_cfg, tmp_path):
                          ids=["cnn_bilstm", "timm-transformer"])
 def test_bf16_mixed_on_cpu(train_cfg, model):
     results = train(train_cfg(*model, "trainer.precision=bf16-mixed", *SMALL, "debug=fast_dev_run"))
-    assert 0.0 <= results["metrics"]["test/acc"] <= 1.0
+    assert 0.0 <= results["metrics"]["protocol/acc"] <= 1.0
 
 
 def test_gradient_clipping_from_the_trainer_config(train_cfg):
@@ -431,7 +431,7 @@ def test_compile_flag_compiles_the_backbone(train_cfg, monkeypatch):
 
     monkeypatch.setattr(nn.Module, "compile", eager_compile)
     results = train(train_cfg("model.compile=true", *SMALL, "debug=fast_dev_run"))
-    assert compiled == ["SmallCNN"] and 0.0 <= results["metrics"]["test/acc"] <= 1.0
+    assert compiled == ["SmallCNN"] and 0.0 <= results["metrics"]["protocol/acc"] <= 1.0
 
 
 @pytest.mark.slow

@@ -189,12 +189,12 @@ def test_face_auto_without_dlib_says_how_to_install(raw_root, monkeypatch):
 
 @needs_dlib
 def test_face_auto_crops_raw_frames_and_the_log_says_so(raw_root, tmp_path, caplog):
-    from mer_lightning.data.datamodules import CASME2DataModule
+    from mer_lightning.data.datamodule import MERDataModule
 
-    dm = CASME2DataModule(root=str(raw_root), classes="all", input="flow", face="auto", image_size=16, flow_size=64,
+    dm = MERDataModule(root=str(raw_root), reader=read_casme2, name="casme2", classes="all", input="flow", face="auto", image_size=16, flow_size=64,
                           cache_dir=None)
     with caplog.at_level("INFO"):
-        dm.prepare()
+        dm.load()
     assert dm.cache_report.faces_found == len(dm.table) > 0
     assert "dlib face crop of the onset frame" in caplog.text and "data.face=auto" in caplog.text
 
@@ -222,10 +222,10 @@ def test_every_preset_takes_the_default_motion_input(train_cfg, model):
 
 
 def test_linear_is_logistic_regression_on_pooled_flow(train_cfg):
-    from hydra.utils import instantiate
+    from mer_lightning.models.factory import ClipShape, build_model
 
     cfg = train_cfg("model=linear")
-    model = instantiate(cfg.model, num_classes=5)
+    model = build_model(cfg.model, ClipShape.of(cfg.data, 5))
     weights = [p for p in model.parameters() if p.requires_grad]
     assert [tuple(p.shape) for p in weights] == [(5, 3 * 8 * 8), (5,)]
     x = torch.rand(2, 1, 3, 32, 32)

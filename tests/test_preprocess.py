@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mer_lightning.data.cache import ClipCache
-from mer_lightning.data.datamodules import CASME2DataModule, ClipDataset
+from mer_lightning.data.datamodule import ClipDataset, MERDataModule
 from mer_lightning.data.labels import apply_scheme
 from mer_lightning.data.preprocessing import (
     Preprocessing,
@@ -35,6 +35,11 @@ AUGMENT = {  # the transforms of conf/data/augment/default.yaml, always applied
     "brightness_contrast": {"_target_": "albumentations.RandomBrightnessContrast", "brightness_limit": 0.2,
                             "contrast_limit": 0.2, "p": 1.0},
 }
+
+
+def _casme2(root, **options) -> MERDataModule:
+    """The DataModule of `data=casme2` (its reader, the DataModule's own defaults)."""
+    return MERDataModule(root, read_casme2, name="casme2", **options)
 
 
 def _table(root):
@@ -228,9 +233,9 @@ def test_broken_clips_are_skipped_and_reported(tiny_root, tmp_path):
     garbled.frames[0].write_bytes(b"\xff\xd8" + bytes(500) + b"\xff\xd9")  # looks whole, does not decode
     for path in short.frames[-2:]:  # the clip is now shorter than its annotated offset
         path.unlink()
-    dm = CASME2DataModule(root, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"),
+    dm = _casme2(root, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"),
                           max_skipped_fraction=0.25)
-    table = dm.prepare()
+    table = dm.load()
     reasons = {s.sample: s.reason for s in table.skipped}
     assert "truncated JPEG" in reasons[truncated.id]
     assert "outside the files on disk" in reasons[short.id]
@@ -241,8 +246,8 @@ def test_broken_clips_are_skipped_and_reported(tiny_root, tmp_path):
     assert [s["sample"] for s in manifest["skipped"]] == [garbled.id]  # the others never reach the cache
     # the cap on skipped samples still applies
     with pytest.raises(MERError, match="max_skipped_fraction"):
-        CASME2DataModule(root, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"),
-                         max_skipped_fraction=0.01).prepare()
+        _casme2(root, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"),
+                         max_skipped_fraction=0.01).load()
 
 
 @needs_dlib
@@ -254,9 +259,9 @@ def test_face_lost_is_reported_per_clip(tmp_path):
     blank = samples[2]
     for path in blank.frames:  # no face in this clip any more
         cv2.imwrite(str(path), np.full((128, 128), 90, np.uint8))
-    dm = CASME2DataModule(root, image_size=32, num_frames=2, face="dlib", cache_dir=str(tmp_path / "cache"),
+    dm = _casme2(root, image_size=32, num_frames=2, face="dlib", cache_dir=str(tmp_path / "cache"),
                           max_skipped_fraction=0.5)
-    table = dm.prepare()
+    table = dm.load()
     reasons = {s.sample: s.reason for s in table.skipped}
     assert list(reasons) == [blank.id] and "no face found" in reasons[blank.id]
     assert dm.cache_report.faces_found == len(samples) - 1 == len(table)
@@ -269,17 +274,17 @@ def test_channels_follow_the_input(tiny_root, tmp_path):
     assert input_channels("frames", True) == 1 and input_channels("frames", False) == 3
     assert input_channels("diff", True) == 1 and input_channels("flow", True) == 3
     with pytest.raises(MERError, match="data.input=flow"):
-        CASME2DataModule(tiny_root, input="flow", channels=1)
+        _casme2(tiny_root, input="flow", channels=1)
     with pytest.raises(MERError, match="unknown data.input"):
         input_channels("optical")
-    dm = CASME2DataModule(tiny_root, input="flow", image_size=32, cache_dir=str(tmp_path / "cache"))
-    dm.prepare()
+    dm = _casme2(tiny_root, input="flow", image_size=32, cache_dir=str(tmp_path / "cache"))
+    dm.load()
     assert dm.channels == 3 and dm.clips.shape[1:] == (1, 3, 32, 32) and dm.clips.dtype == np.float16
 
 
 def test_memory_mapped_dataset_pickles_without_copying(tiny_root, tmp_path):
-    dm = CASME2DataModule(tiny_root, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"))
-    dm.prepare()
+    dm = _casme2(tiny_root, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"))
+    dm.load()
     data = ClipDataset(dm.clips, dm.table.labels, [0, 5], 0.5, 0.5)
     blob = pickle.dumps(data)
     assert len(blob) < dm.clips.nbytes / 4, "workers re-open the file instead of receiving a copy"
@@ -293,10 +298,10 @@ def test_batched_loading_serves_exactly_the_items(tiny_root, tmp_path, input):
     import torch
     from torch.utils.data import DataLoader
 
-    from mer_lightning.data.datamodules import collate_clips
+    from mer_lightning.data.datamodule import collate_clips
 
-    dm = CASME2DataModule(tiny_root, input=input, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"))
-    dm.prepare()
+    dm = _casme2(tiny_root, input=input, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"))
+    dm.load()
     indices = [7, 0, 3, 11, 5]
     data = ClipDataset(dm.clips, dm.table.labels, indices, 0.5, 0.5)
     (batch,) = list(DataLoader(data, batch_size=8, collate_fn=collate_clips))
@@ -336,8 +341,8 @@ def test_bad_augment_config_is_a_user_error():
 
 
 def test_only_the_training_loader_augments(tiny_root, tmp_path):
-    dm = CASME2DataModule(tiny_root, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"), augment=AUGMENT)
-    table = dm.prepare()
+    dm = _casme2(tiny_root, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"), augment=AUGMENT)
+    table = dm.load()
     subjects = table.subjects
     split = lambda names: table.where_subjects(names)  # noqa: E731
     dm.set_fold(Fold(0, split(subjects[:4]), split(subjects[4:5]), split(subjects[5:]), subjects[5:]))
@@ -354,9 +359,9 @@ def test_augmentation_follows_the_run_seed(tiny_root, tmp_path):
     import torch
 
     def first_batch(seed):
-        dm = CASME2DataModule(tiny_root, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"),
+        dm = _casme2(tiny_root, image_size=32, num_frames=4, cache_dir=str(tmp_path / "cache"),
                               augment=AUGMENT)
-        table = dm.prepare()
+        table = dm.load()
         dm.set_fold(Fold(0, list(range(len(table))), [], [], []))
         torch.manual_seed(seed)  # what seed_everything does for each fold
         return next(iter(dm.train_dataloader()))["x"]
@@ -386,7 +391,7 @@ def test_motion_inputs_train_with_matching_model_channels(train_cfg, tmp_path, d
                     f"paths.cache_dir={tmp_path / 'cache'}")
     assert cfg.data.channels == cfg.model.backbone.in_chans == channels
     results = train(cfg)
-    assert 0.0 <= results["metrics"]["test/uf1"] <= 1.0
+    assert 0.0 <= results["metrics"]["protocol/uf1"] <= 1.0
     entry = _entries(tmp_path / "cache")[0]
     manifest = json.loads((entry / "manifest.json").read_text())
     assert manifest["options"]["input"] == data_input and manifest["shape"][1:] == [1, channels, 32, 32]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-import mer_lightning.evaluation.protocol as protocol
+import mer_lightning.runner.run as runner
 from mer_lightning.data import splits
 from mer_lightning.train import train
 from mer_lightning.utils.errors import LeakError, MERError
@@ -28,9 +28,9 @@ def test_loso_tests_every_sample_once_and_pools(train_cfg, tmp_path):
         assert len(fold["test_subjects"]) == 1
         assert set(preds[preds.fold == fold["index"]].subject) == set(fold["test_subjects"])
     # pooled headline figures are scikit-learn's on predictions.csv, to 1e-6
-    assert results["protocol/uf1"] == pytest.approx(f1_score(preds.y_true, preds.y_pred, average="macro"), abs=1e-6)
-    assert results["protocol/uar"] == pytest.approx(recall_score(preds.y_true, preds.y_pred, average="macro"), abs=1e-6)
-    assert results["protocol/acc"] == pytest.approx(accuracy_score(preds.y_true, preds.y_pred), abs=1e-6)
+    assert results["metrics"]["protocol/uf1"] == pytest.approx(f1_score(preds.y_true, preds.y_pred, average="macro"), abs=1e-6)
+    assert results["metrics"]["protocol/uar"] == pytest.approx(recall_score(preds.y_true, preds.y_pred, average="macro"), abs=1e-6)
+    assert results["metrics"]["protocol/acc"] == pytest.approx(accuracy_score(preds.y_true, preds.y_pred), abs=1e-6)
     assert {"fold_mean/uf1", "fold_std/uf1"} <= set(results["metrics"])
     probs = preds[[f"p_{c}" for c in results["classes"]]].to_numpy()
     assert (abs(probs.sum(axis=1) - 1) < 1e-4).all()
@@ -58,22 +58,22 @@ def test_crash_keeps_finished_folds_and_rerun_resumes(train_cfg, tmp_path, monke
     train(train_cfg("protocol=loso", *FAST, out=reference))
 
     out = tmp_path / "crashed"
-    real = protocol.train_fold
+    real = runner.train_fold
 
     def crash_in_fold_2(cfg, dm, fold, *args):
         if fold.index == 2:
             raise RuntimeError("simulated crash")
         return real(cfg, dm, fold, *args)
 
-    monkeypatch.setattr(protocol, "train_fold", crash_in_fold_2)
+    monkeypatch.setattr(runner, "train_fold", crash_in_fold_2)
     with pytest.raises(RuntimeError, match=r"fold 2 \(test: sub03\) failed.*2 finished fold\(s\)"):
         train(train_cfg("protocol=loso", *FAST, out=out))
     assert sorted(p.parent.name for p in (out / "folds").glob("*/predictions.csv")) == ["fold_00", "fold_01"]
     before = (out / "folds/fold_00/predictions.csv").stat().st_mtime_ns
 
-    monkeypatch.setattr(protocol, "train_fold", real)
+    monkeypatch.setattr(runner, "train_fold", real)
     trained = []
-    monkeypatch.setattr(protocol, "train_fold", lambda cfg, dm, fold, *a: trained.append(fold.index) or real(cfg, dm, fold, *a))
+    monkeypatch.setattr(runner, "train_fold", lambda cfg, dm, fold, *a: trained.append(fold.index) or real(cfg, dm, fold, *a))
     train(train_cfg("protocol=loso", *FAST, out=out))
     assert trained == [2, 3, 4, 5], "finished folds are skipped"
     assert (out / "folds/fold_00/predictions.csv").stat().st_mtime_ns == before

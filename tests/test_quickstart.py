@@ -15,4 +15,4 @@ def test_default_run_learns_the_synthetic_motion(tmp_path):
                                                        f"paths.data_dir={tmp_path / 'data'}"])
     train(cfg)
     results = json.loads((tmp_path / "run/results.json").read_text())
-    assert results["metrics"]["test/uf1"] >= 0.8, results["metrics"]
+    assert results["metrics"]["protocol/uf1"] >= 0.8, results["metrics"]

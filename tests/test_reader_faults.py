@@ -12,15 +12,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mer_lightning.data.readers import READERS, read_casme2, read_composite, read_samm
+from mer_lightning.data.readers import read_casme2, read_composite, read_samm, read_smic
+from mer_lightning.data.readers.common import check_sample_ids
 from mer_lightning.data.synthetic import (
     SyntheticSpec,
     write_casme2_like,
     write_samm_like,
     write_smic_like,
 )
-from mer_lightning.evaluation.report import write_json
 from mer_lightning.utils.errors import MERError
+from mer_lightning.utils.io import write_json
 from tests.conftest import run_cli
 
 SMALL = dict(subjects=2, clips_per_class=1, min_frames=4, max_frames=5, frame_size=(320, 240), seed=1)
@@ -110,7 +111,7 @@ def test_samm_rows_that_differ_in_frames_name_the_rows_below_the_free_text(trees
 def test_composite_counts_merged_rows_per_source(trees, tmp_path):
     root = _copy(trees, "casme2", tmp_path)
     _, conflicting = _duplicate_casme2(root)
-    table = read_composite(casme2=root, samm=trees["samm"])
+    table = read_composite(casme2_root=root, samm_root=trees["samm"])
     assert table.notes["casme2/duplicate_rows_merged"] == 1
     assert [s.sample for s in table.skipped] == [conflicting]
     assert len({s.id for s in table}) == len(table) == 5 + 6
@@ -120,7 +121,7 @@ def test_inspect_reports_duplicate_rows_in_summary_and_log(trees, tmp_path):
     root = _copy(trees, "casme2", tmp_path)
     merged, conflicting = _duplicate_casme2(root)
     out = tmp_path / "inspect"
-    proc = run_cli("mer_lightning.inspect", "data=casme2", f"data.root={root}", "data.classes=all",
+    proc = run_cli("mer_lightning.inspect_data", "data=casme2", f"data.root={root}", "data.classes=all",
                    "data.max_skipped_fraction=0.5", f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -190,7 +191,7 @@ def test_non_utf8_names_are_skipped_before_training(trees, tmp_path):
     os.mkdir(empty)  # no frames: skipped by the reader, with the name in its reason
     subject = _rename_bytes(root / "HS" / "s2", b"s\xe92")
     assert "\udce9" in str(subject)
-    table = READERS["smic"](root)
+    table = check_sample_ids(read_smic(root))
     assert {s.subject for s in table} == {"s1"} and len(table) == 2
     reasons = {s.sample: s.reason for s in table.skipped}
     assert "smic/s1/s1_ne_\\xe9" in reasons and "smic/s\\xe92/s2_po_\\xe9" in reasons
@@ -206,7 +207,7 @@ def test_non_utf8_frame_file_is_skipped_in_a_sheet_dataset(trees, tmp_path):
     root = _copy(trees, "casme2", tmp_path)
     sample = read_casme2(root)[0]
     _rename_bytes(sample.frames[1], b"reg_\xe9" + sample.frames[1].name[4:].encode())
-    table = READERS["casme2"](root)
+    table = check_sample_ids(read_casme2(root))
     assert len(table) == 5
     (skip,) = table.skipped
     assert skip.sample == sample.id and f"{sample.frames[1].parent}/reg_\\xe9img" in skip.reason
@@ -217,4 +218,4 @@ def test_two_samples_with_one_id_are_an_error(trees, tmp_path):
     clip = next((root / "HS" / "s1" / "micro" / "negative").iterdir())
     shutil.copytree(clip, root / "HS" / "s1" / "micro" / "positive" / clip.name)  # one clip under two classes
     with pytest.raises(MERError, match=f"'smic/s1/{clip.name}' .*negative/{clip.name}.*positive/{clip.name}"):
-        READERS["smic"](root)
+        check_sample_ids(read_smic(root))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import shutil
@@ -11,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mer_lightning.data.datamodules import MERDataModule
+from mer_lightning.data.datamodule import MERDataModule
 from mer_lightning.data.labels import apply_scheme
 from mer_lightning.data.readers import (
     read_casme2,
@@ -82,7 +83,7 @@ def test_casme2_sheet_by_other_name_or_given(trees, tmp_path):
     (root / "CASME2-coding-20140508.xlsx").rename(root / "CASME2-coding-20190701.xlsx")
     assert len(read_casme2(root)) == 9
     (root / "CASME2-coding-20190701.xlsx").rename(root / "my labels.xlsx")
-    with pytest.raises(MERError, match="coding sheet not found.*data.annotation_file"):
+    with pytest.raises(MERError, match="coding sheet not found.*data.reader.annotation_file"):
         read_casme2(root)
     assert len(read_casme2(root, annotation_file="my labels.xlsx")) == 9
     with pytest.raises(MERError, match="annotation sheet not found: .*nope.xlsx"):
@@ -153,7 +154,7 @@ def test_fer2013_refuses_subject_protocols_and_carves_validation(trees):
 
 
 def test_composite_prefixes_subjects_and_maps_per_source(trees):
-    table = read_composite(samm=trees["samm"], casme2=trees["casme2"], smic=trees["smic"])
+    table = read_composite(samm_root=trees["samm"], casme2_root=trees["casme2"], smic_root=trees["smic"])
     assert {s.origin for s in table} == {"samm", "casme2", "smic"}
     assert "samm/006" in table.subjects and "casme2/sub01" in table.subjects and "smic/s1" in table.subjects
     assert len(table.subjects) == 9 and all(s.dataset == "composite" for s in table)
@@ -229,17 +230,16 @@ def test_broken_clips_are_skipped_named_and_listed(trees, tmp_path, caplog):
     # through the DataModule: 4 of 9 skipped is over the 10% limit -> an error naming them
     dm = _datamodule(root)
     with pytest.raises(MERError, match=r"4 of 9 samples .*max_skipped_fraction=0.1"):
-        dm.prepare()
+        dm.load()
     dm = _datamodule(root, max_skipped_fraction=0.5)
     with caplog.at_level(logging.WARNING):
-        assert len(dm.prepare()) == 5
+        assert len(dm.load()) == 5
     assert sum("Skipped casme2/" in r.message for r in caplog.records) == 4
 
 
 def _datamodule(root, **options) -> MERDataModule:
-    from mer_lightning.data.datamodules import CASME2DataModule
-
-    return CASME2DataModule(root, classes="all", image_size=16, num_frames=2, cache_dir=None, **options)
+    return MERDataModule(root, read_casme2, name="casme2", classes="all", image_size=16, num_frames=2, cache_dir=None,
+                         **options)
 
 
 def test_empty_class_and_subject_without_clips_warn(trees, caplog):
@@ -261,7 +261,7 @@ def test_inspect_prints_and_writes_the_summary(trees, tmp_path):
     root = _copy(trees, "casme2", tmp_path)
     expected = _damage(root)
     out = tmp_path / "inspect"
-    proc = run_cli("mer_lightning.inspect", "data=casme2", f"data.root={root}", "data.classes=all",
+    proc = run_cli("mer_lightning.inspect_data", "data=casme2", f"data.root={root}", "data.classes=all",
                    f"hydra.run.dir={out}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
@@ -273,16 +273,27 @@ def test_inspect_prints_and_writes_the_summary(trees, tmp_path):
     assert "sub01" in proc.stdout and "truncated JPEG" in proc.stdout and "frames per clip" in proc.stdout
 
 
+def test_a_mistyped_reader_key_is_one_line_naming_it(trees, tmp_path):
+    proc = run_cli("mer_lightning.inspect_data", "data=casme2", f"data.root={trees['casme2']}", "+data.reader.layot=Cropped",
+                   f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "error: data.reader.layot is not a key of data.reader (read_casme2); known: annotation_file, layout" in proc.stderr
+    with pytest.raises(MERError, match=r"data.reader.sources.casme2.layot is not a key .*known: annotation_file, layout"):
+        read_composite(casme2_root=trees["casme2"], sources={"casme2": {"layot": "Cropped"}})
+    with pytest.raises(MERError, match=r"data.reader.sources.casme is not a source of the composite"):
+        read_composite(casme2_root=trees["casme2"], sources={"casme": {}})
+
+
 def test_synthetic_layouts_train_through_their_readers(tmp_path):
     """data=synthetic in the SAMM and FER-2013 layouts goes through those readers end to end."""
-    from mer_lightning.data.datamodules import SyntheticDataModule
+    from mer_lightning.data.synthetic import read_synthetic
 
     for layout, n in (("samm", 15), ("fer2013", 21)):
         spec = {"subjects": 3, "clips_per_class": 1, "layout": layout, "min_frames": 4, "max_frames": 6,
                 "frame_size": [320, 240]}
-        dm = SyntheticDataModule(str(tmp_path / layout), spec=spec,
-                                 image_size=16, num_frames=2, cache_dir=None)
-        table = dm.prepare()
+        dm = MERDataModule(str(tmp_path / layout), functools.partial(read_synthetic, **spec), name="synthetic",
+                           image_size=16, num_frames=2, cache_dir=None)
+        table = dm.load()
         assert len(table) == n and {s.dataset for s in table} == {"synthetic"}
         assert dm.clips.shape[1:] == (2, 1, 16, 16) and dm.clips.dtype == np.uint8
 
@@ -293,8 +304,8 @@ def _composite_cfg(trees, out: Path, *overrides: str):
     from tests.conftest import compose_cfg
 
     return compose_cfg("train.yaml", out, [
-        "data=composite", f"data.samm_root={trees['samm']}", f"data.casme2_root={trees['casme2']}",
-        "data.image_size=16", "model.num_frames=2", "data.cache_dir=null", "data.batch_size=4", "data.face=none",
+        "data=composite", f"data.reader.samm_root={trees['samm']}", f"data.reader.casme2_root={trees['casme2']}",
+        "data.image_size=16", "data.num_frames=2", "data.cache_dir=null", "data.batch_size=4", "data.face=none",
         "extras.print_config=false", "trainer.accelerator=cpu", "debug=limit", "trainer.max_epochs=1",
         "protocol.val_subjects=1", "logger=csv", *overrides])
 

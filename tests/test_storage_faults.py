@@ -21,8 +21,8 @@ from mer_lightning.data.labels import apply_scheme
 from mer_lightning.data.preprocessing import Preprocessing
 from mer_lightning.data.readers import read_casme2
 from mer_lightning.data.synthetic import SyntheticSpec, ensure_synthetic
-from mer_lightning.evaluation.report import write_csv, write_json
 from mer_lightning.utils.errors import MERError
+from mer_lightning.utils.io import write_csv, write_json
 from tests.conftest import ROOT
 
 SMALL = {"subjects": 3, "clips_per_class": 1, "min_frames": 4, "max_frames": 5, "frame_size": (160, 120),

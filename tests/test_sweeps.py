@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from mer_lightning.report import main as report_main
+from mer_lightning.sweep_report import main as report_main
 from tests.conftest import TINY, compose_cfg, run_cli
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mer_lightning.train import train
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, TINY_HOLDOUT, run_cli
 
 
 @pytest.mark.parametrize("model", ["cnn", "cnn_bilstm"])
@@ -15,7 +15,7 @@ def test_fast_dev_run_each_model(train_cfg, tmp_path, model):
     results = train(cfg)
     out = tmp_path / "run"
     saved = json.loads((out / "results.json").read_text())
-    for key in ("test/acc", "test/uf1", "test/uar"):
+    for key in ("protocol/acc", "protocol/uf1", "protocol/uar"):
         assert 0.0 <= saved["metrics"][key] <= 1.0
         assert saved["metrics"][key] == pytest.approx(results["metrics"][key])
     assert (out / "confusion_matrix.png").stat().st_size > 1000
@@ -63,7 +63,7 @@ def test_eval_reproduces_test_metrics(train_cfg, tmp_path, tiny_root):
                    "trainer.accelerator=cpu")
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluated = json.loads((out / "results.json").read_text())
-    for key in ("test/acc", "test/uf1", "test/uar"):
+    for key in ("protocol/acc", "protocol/uf1", "protocol/uar"):
         assert evaluated["metrics"][key] == pytest.approx(results["metrics"][key], abs=1e-9)
     assert (out / "predictions.csv").read_text() == (tmp_path / "run/predictions.csv").read_text()
 
@@ -82,7 +82,7 @@ def test_ddp_sim_two_processes_predict_each_sample_once(tmp_path, tiny_root):
 
 def test_ddp_inside_a_multirun_runs_each_job_once(tmp_path, tiny_root):
     sweep, logs = tmp_path / "sweep", tmp_path / "logs"
-    proc = run_cli("mer_lightning.train", "-m", "model=cnn,cnn_bilstm", *TINY, f"data.root={tiny_root}",
+    proc = run_cli("mer_lightning.train", "-m", "model=cnn,cnn_bilstm", *TINY, TINY_HOLDOUT, f"data.root={tiny_root}",
                    "trainer=ddp_sim", "debug=limit", "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}",
                    f"paths.log_dir={logs}", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

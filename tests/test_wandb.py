@@ -29,4 +29,4 @@ def test_wandb_logger_run_offline(train_cfg, tmp_path, monkeypatch):
     train(cfg)
     runs = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(runs) == 3  # one run per fold, one summary run with the pooled metrics
-    assert json.loads((tmp_path / "run/results.json").read_text())["metrics"]["test/uf1"] >= 0
+    assert json.loads((tmp_path / "run/results.json").read_text())["metrics"]["protocol/uf1"] >= 0

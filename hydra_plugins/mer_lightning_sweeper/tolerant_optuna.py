@@ -56,7 +56,7 @@ class TolerantOptunaSweeper(OptunaSweeper):
             except ValueError as err:
                 if "No trials are completed yet" not in str(err):
                     raise
-        from mer_lightning.report import write_sweep_report
+        from mer_lightning.sweep_report import write_sweep_report
 
         write_sweep_report(self.sweep_dir)
         print(f"error: every trial of the search failed; see {self.sweep_dir / 'sweep.md'} for each error",

@@ -67,7 +67,9 @@ def input_channels(input: str = "frames", grayscale: bool | str = True) -> int:
     """Channels the model receives: frames / diff / diff_seq 1 (grayscale) or 3 (RGB); flow / flow_seq 3
     (u, v, strain).
 
-    Registered as the OmegaConf resolver `${input_channels:${data.input},${data.grayscale}}`.
+    The one place channels are derived: the OmegaConf resolver `${input_channels:${data.input},${data.grayscale}}`
+    (what `data.channels` and the model's `in_chans` read) and `Preprocessing.out_channels` (what the
+    DataModule serves) both call it.
     """
     if input not in INPUTS:
         raise MERError(f"unknown data.input={input}; choose one of {INPUTS}")
@@ -195,7 +197,7 @@ class Preprocessing:
 
     @property
     def out_channels(self) -> int:
-        return 3 if self.input in ("flow", "flow_seq") else self.channels
+        return input_channels(self.input, self.channels == 1)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

@@ -100,10 +100,6 @@ class SampleTable:
             return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
         return dict(Counter(s.emotion for s in self.samples))
 
-    def subset(self, keep: Iterable[int]) -> "SampleTable":
-        """A table with the samples at the given positions (classes and notes kept)."""
-        return SampleTable([self.samples[i] for i in keep], list(self.classes), [], dict(self.notes))
-
     def where_subjects(self, subjects: Iterable[str]) -> list[int]:
         wanted = set(subjects)
         return [i for i, s in enumerate(self.samples) if s.subject in wanted]

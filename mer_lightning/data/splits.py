@@ -7,6 +7,7 @@ selection (early stopping, best checkpoint) never sees the test subject.
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.utils.errors import LeakError, MERError
+from mer_lightning.utils.instantiate import check_keys
 
 
 @dataclass
@@ -50,38 +52,39 @@ def check_subject_option(key: str, value, subjects: list[str]) -> None:
         if unknown:
             shown = ", ".join(subjects[:12]) + (" ..." if len(subjects) > 12 else "")
             raise MERError(f"protocol.{key}: {unknown} not among this dataset's subjects ({shown}); "
-                           "spell them as the table does (`python -m mer_lightning.inspect` lists them)")
+                           "spell them as the table does (`python -m mer_lightning.inspect_data` lists them)")
         return
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise MERError(f"protocol.{key}={value}: give a fraction of the subjects (0.2), a count (2) or a list "
                        "of subject ids ([sub01,sub02])")
 
 
-def _pick_val(subjects: list[str], val_subjects, rng: np.random.Generator, key: str = "val_subjects") -> list[str]:
-    """Validation subjects from the training subjects: a count, a fraction or an explicit list."""
-    if val_subjects is None or val_subjects == 0:
+def pick_subjects(subjects: list[str], amount, rng: np.random.Generator, key: str = "val_subjects") -> list[str]:
+    """Subjects drawn from `subjects` (validation subjects from the training ones, or holdout's test
+    subjects, per `key`): a count, a fraction or an explicit list."""
+    if amount is None or amount == 0:
         return []
-    if _is_list(val_subjects):
-        wanted = [str(s) for s in val_subjects]
+    if _is_list(amount):
+        wanted = [str(s) for s in amount]
         return [s for s in subjects if s in wanted]
-    check_subject_option(key, val_subjects, subjects)
-    value = float(val_subjects)
+    check_subject_option(key, amount, subjects)
+    value = float(amount)
     n = int(value) if value >= 1 else max(1, int(round(value * len(subjects))))
     if n >= len(subjects):
-        raise MERError(f"protocol.{key}={val_subjects} leaves no training subject (only {len(subjects)} available)")
+        raise MERError(f"protocol.{key}={amount} leaves no training subject (only {len(subjects)} available)")
     return sorted(rng.permutation(subjects)[:n].tolist())
 
 
 def _fold(table: SampleTable, index: int, test_subjects: list[str], train_pool: list[str],
           val_subjects, seed: int) -> Fold:
     rng = np.random.default_rng(fold_seed(seed, index))
-    val = _pick_val(sorted(set(train_pool) - set(test_subjects)), val_subjects, rng)
+    val = pick_subjects(sorted(set(train_pool) - set(test_subjects)), val_subjects, rng)
     train = sorted(set(train_pool) - set(test_subjects) - set(val))
     return Fold(index, table.where_subjects(train), table.where_subjects(val),
                 table.where_subjects(test_subjects), sorted(str(s) for s in test_subjects))
 
 
-def loso(table: SampleTable, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]:
+def loso(table: SampleTable, val_subjects=0.2, seed: int = 0) -> list[Fold]:
     """Leave one subject out: one fold per subject."""
     subjects = table.subjects
     if len(subjects) < 3:
@@ -89,7 +92,7 @@ def loso(table: SampleTable, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]
     return [_fold(table, i, [s], subjects, val_subjects, seed) for i, s in enumerate(subjects)]
 
 
-def subject_kfold(table: SampleTable, k: int = 5, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]:
+def subject_kfold(table: SampleTable, k: int = 5, val_subjects=0.2, seed: int = 0) -> list[Fold]:
     """k folds of whole subjects, stratified by class where the subjects allow it."""
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -104,7 +107,7 @@ def subject_kfold(table: SampleTable, k: int = 5, val_subjects=0.2, seed: int = 
     return folds
 
 
-def holdout(table: SampleTable, test_subjects=0.2, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]:
+def holdout(table: SampleTable, test_subjects=0.2, val_subjects=0.2, seed: int = 0) -> list[Fold]:
     """One fixed split. Tables with official parts (FER-2013's Usage) use them; others split by subject.
 
     An official split without a validation part (FER-2013's folder release) gets one carved out of
@@ -118,7 +121,7 @@ def holdout(table: SampleTable, test_subjects=0.2, val_subjects=0.2, seed: int =
         return [Fold(0, part["train"], part["val"], part["test"], [OFFICIAL_TEST])]
     subjects = table.subjects
     rng = np.random.default_rng(seed)
-    test = _pick_val(subjects, test_subjects, rng, key="test_subjects")
+    test = pick_subjects(subjects, test_subjects, rng, key="test_subjects")
     if not test:
         raise MERError("protocol.test_subjects must select at least one subject")
     return [_fold(table, 0, test, subjects, val_subjects, seed)]
@@ -140,7 +143,7 @@ def _carve_images(table: SampleTable, train: list[int], amount, seed: int) -> tu
     return [i for i in train if i not in chosen], sorted(val)
 
 
-def cross_dataset(table: SampleTable, train_on: str, test_on: str, val_subjects=0.2, seed: int = 0, **_) -> list[Fold]:
+def cross_dataset(table: SampleTable, train_on: str, test_on: str, val_subjects=0.2, seed: int = 0) -> list[Fold]:
     """Train on one source dataset, test on another (e.g. CASME II -> SAMM)."""
     origins = {s.origin for s in table}
     for name in (train_on, test_on):
@@ -153,13 +156,23 @@ def cross_dataset(table: SampleTable, train_on: str, test_on: str, val_subjects=
 
 
 OFFICIAL_TEST = "<official test split>"
+RUNNER_KEYS = ("folds", "resume")  # protocol keys that select and resume folds, read by the runner
 SUBJECT_PROTOCOLS = ("loso", "subject_kfold", "cross_dataset")
 PROTOCOLS = {"loso": loso, "subject_kfold": subject_kfold, "holdout": holdout, "cross_dataset": cross_dataset}
 
 
 def make_folds(table: SampleTable, name: str, **options) -> list[Fold]:
+    """The folds of protocol `name` over `table`, each checked by the leak guard.
+
+    `options` are the protocol's keys (`protocol.val_subjects`, ...) and `seed`; a key the protocol
+    does not take is a MERError naming it (`protocol.folds` and `protocol.resume` belong to the runner).
+    """
     if name not in PROTOCOLS:
         raise MERError(f"unknown protocol '{name}'; known: {sorted(PROTOCOLS)}")
+    protocol = PROTOCOLS[name]
+    own = [p for p in inspect.signature(protocol).parameters if p not in ("table", "seed")]
+    check_keys(protocol, options, "protocol", shown_known=own, also=RUNNER_KEYS)
+    options = {k: v for k, v in options.items() if k not in RUNNER_KEYS}
     for key in ("val_subjects", "test_subjects"):
         if table.subjects or _is_list(options.get(key)):
             check_subject_option(key, options.get(key), table.subjects)
@@ -167,7 +180,7 @@ def make_folds(table: SampleTable, name: str, **options) -> list[Fold]:
         dataset = next(s.dataset for s in table if s.subject == "")
         raise MERError(f"protocol={name} needs subject ids, and {dataset} has none (its images carry no "
                        "identity); subjects are not invented here. Use protocol=holdout (its official parts).")
-    folds = PROTOCOLS[name](table, **options)
+    folds = protocol(table, **options)
     for fold in folds:
         check_fold(table, fold)
     if name in ("loso", "subject_kfold"):

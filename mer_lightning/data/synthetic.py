@@ -6,7 +6,7 @@ subject, small head motion in every frame, in full frames where the face must be
 so raw appearance says little about the class: a model must find the face and measure motion,
 as on CASME II or SAMM. Generated offline from a seed in well under a minute.
 
-Writers, one per real layout (`../shared/formats`), quirks included, so that every reader is
+Writers, one per real layout (`docs/formats/`), quirks included, so that every reader is
 tested on files shaped like the real ones:
 
 - `write_casme2_like`: `CASME2_RAW_selected/sub01/EP01_01/img46.jpg` (640x480 full frames; or the
@@ -30,12 +30,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
 import pandas as pd
 
+from mer_lightning.data.readers import read_casme2, read_fer2013, read_samm, read_smic
+from mer_lightning.data.samples import SampleTable
 from mer_lightning.data.synthetic_faces import (
     EMOTION_AUS,
     PHOTOS,
@@ -266,6 +268,8 @@ WRITERS = {"casme2": write_casme2_like, "samm": write_samm_like, "smic": write_s
            "fer2013": write_fer2013_like}
 
 
+# the reader of each layout: the real dataset's own
+LAYOUT_READERS = {"casme2": read_casme2, "samm": read_samm, "smic": read_smic, "fer2013": read_fer2013}
 SYNTHETIC_MARKER = "synthetic.json"  # written last: its presence marks a complete dataset
 
 
@@ -280,7 +284,7 @@ def ensure_synthetic(root: str | Path, spec: SyntheticSpec | None = None) -> Pat
     root = Path(root)
     spec = spec or SyntheticSpec()
     if spec.layout not in WRITERS:
-        raise MERError(f"data.spec.layout={spec.layout}: choose one of {list(WRITERS)}")
+        raise MERError(f"data.reader.layout={spec.layout}: choose one of {list(WRITERS)}")
     if _synthetic_fingerprint(root) == spec.fingerprint():
         return root
     if root.is_dir() and _synthetic_fingerprint(root) is None and any(root.iterdir()):
@@ -303,6 +307,22 @@ def ensure_synthetic(root: str | Path, spec: SyntheticSpec | None = None) -> Pat
                            "disk space there or choose a writable folder with `data.root=/some/dir`") from err
         raise
     return root
+
+
+def read_synthetic(root, layout: str = "casme2", subjects: int = 10, clips_per_class: int = 3,
+                   emotions: Sequence[str] = (), min_frames: int = 10, max_frames: int = 18,
+                   motion: Sequence[float] = (1.0, 3.0), frame_size: Sequence[int] = (), cropped: bool = False,
+                   seed: int = 0) -> SampleTable:
+    """The reader of `data=synthetic`: generate the dataset under `root` on first use (`SyntheticSpec`:
+    the same options), then read it through the reader of the real dataset whose `layout` it imitates;
+    its samples are marked `dataset="synthetic"`."""
+    spec = SyntheticSpec(subjects=subjects, clips_per_class=clips_per_class, emotions=tuple(emotions),
+                         min_frames=min_frames, max_frames=max_frames, motion=tuple(motion),
+                         frame_size=tuple(frame_size), cropped=cropped, seed=seed, layout=layout)
+    ensure_synthetic(root, spec)
+    table = LAYOUT_READERS[layout](root)
+    table.samples = [s.with_(dataset="synthetic") for s in table.samples]
+    return table
 
 
 def _synthetic_fingerprint(root: Path) -> dict | None:

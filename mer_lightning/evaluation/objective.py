@@ -3,7 +3,7 @@
 A search that keeps the trial with the best *test* figure has selected on the test subjects, so
 its best figure is optimistic. `protocol/val_uf1` (each fold's selected model on that fold's own
 validation subjects, pooled over folds) is the default objective; a test metric (`protocol/uf1`,
-`test/...`, `fold_mean/...`) is refused inside a multirun unless `allow_test_selection=true`, and
+`fold_mean/...`) is refused inside a multirun unless `allow_test_selection=true`, and
 then every report says in its first line that the figures are optimistic.
 """
 
@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from mer_lightning.utils.errors import MERError
 
 VALIDATION = ("protocol/val_uf1", "protocol/val_uar", "protocol/val_acc")
-TEST = tuple(f"{prefix}/{k}" for prefix in ("protocol", "test", "fold_mean") for k in ("uf1", "uar", "acc"))
+TEST = tuple(f"{prefix}/{k}" for prefix in ("protocol", "fold_mean") for k in ("uf1", "uar", "acc"))
 
 
 def selects_on_test(cfg: DictConfig) -> bool:

@@ -2,56 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from mer_lightning.data.splits import OFFICIAL_TEST
-from mer_lightning.utils.errors import MERError
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write atomically: a crash never leaves a half-written file that a resume would trust."""
-    write_text(path, json.dumps(data, indent=2, default=_jsonable))
-
-
-def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    """Write atomically, as `write_json`."""
-    write_text(path, frame.to_csv(index=False))
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically: into a temporary file next to it (unique per process and
-    call, so concurrent writers never share one), fsynced, then renamed over `path`; readers see
-    the old file or the new one, never half of one. An OSError (disk full, unwritable folder, a
-    failed fsync) removes the temporary file and is a MERError; files written before are kept."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise MERError(f"could not write {path} ({err.strerror or err}); the files already written (finished "
-                       f"folds) are kept; free some disk space or make {path.parent} writable (or run elsewhere "
-                       "with `paths.log_dir=/other/dir`), then rerun the same command") from err
-
-
-def _jsonable(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+from mer_lightning.utils.io import write_csv, write_json, write_text
 
 
 def selection_sentence(folds: list[dict]) -> str:
@@ -67,7 +24,7 @@ def selection_sentence(folds: list[dict]) -> str:
 
 def results_markdown(results: dict) -> str:
     """A table a person would paste into a paper, with how each number was computed."""
-    p, classes = results["pooled"], results["classes"]
+    p, m, classes = results["pooled"], results["metrics"], results["classes"]
     lines = [f"> {line}" for line in warnings(results)] + [""] if warnings(results) else []
     lines += [
         f"# {results.get('title', 'Results')}",
@@ -79,16 +36,16 @@ def results_markdown(results: dict) -> str:
         "|---|---|---|",
     ]
     for key, name in (("uf1", "UF1 (macro F1)"), ("uar", "UAR (macro recall)"), ("acc", "Accuracy")):
-        mean, std = results["fold_mean"].get(key), results["fold_std"].get(key)
+        mean, std = m.get(f"fold_mean/{key}"), m.get(f"fold_std/{key}")
         spread = f"{mean:.4f} ± {std:.4f}" if mean is not None else "n/a"
-        lines.append(f"| {name} | {p[key]:.4f} | {spread} |")
+        lines.append(f"| {name} | {m[f'protocol/{key}']:.4f} | {spread} |")
     lines += ["", "Pooled: metrics computed once on all folds' test predictions together (MEGC convention). "
               "Mean ± std: metrics computed per fold, then averaged. A class without test samples in a fold "
               "counts in that fold's mean only if the model predicts it (then as 0), as in scikit-learn."]
     if results.get("validation"):
         v, objective = results["validation"], results.get("objective") or {}
         lines += ["", f"Validation (each fold's selected model on its own validation subjects, pooled): "
-                  f"UF1 {v['uf1']:.4f}, UAR {v['uar']:.4f} ({v['n']} predictions). "
+                  f"UF1 {m['protocol/val_uf1']:.4f}, UAR {m['protocol/val_uar']:.4f} ({v['n']} predictions). "
                   f"Objective for sweeps: `{objective.get('metric')}`."]
     lines += ["",
               "| class | precision | recall | F1 | test samples |", "|---|---|---|---|---|"]
@@ -147,3 +104,10 @@ def confusion_png(path: Path, confusion, classes: list[str], title: str = "") ->
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def write_report(out_dir: Path, results: dict, predictions: pd.DataFrame, classes: list[str]) -> None:
+    write_csv(out_dir / "predictions.csv", predictions)
+    write_json(out_dir / "results.json", results)
+    write_text(out_dir / "results.md", results_markdown(results))
+    confusion_png(out_dir / "confusion_matrix.png", results["pooled"]["confusion"], classes, "pooled")

@@ -18,7 +18,7 @@ class MeanHead(nn.Module):
 
     min_frames = 1
 
-    def __init__(self, in_features: int, min_frames: int = 1, **_):
+    def __init__(self, in_features: int, min_frames: int = 1):
         super().__init__()
         self.num_features = in_features
         self.min_frames = min_frames
@@ -39,7 +39,7 @@ class _BidirectionalRNNHead(nn.Module):
     min_frames = 1
 
     def __init__(self, in_features: int, hidden_size: int = 64, num_layers: int = 1, dropout: float = 0.0,
-                 min_frames: int = 1, pool: str = "last", **_):
+                 min_frames: int = 1, pool: str = "last"):
         super().__init__()
         if pool not in ("last", "mean"):
             raise ValueError(f"model.head.pool={pool}: choose last or mean")
@@ -79,7 +79,7 @@ class TransformerHead(nn.Module):
     min_frames = 1
 
     def __init__(self, in_features: int, d_model: int = 128, num_heads: int = 4, num_layers: int = 2,
-                 dim_feedforward: int = 256, dropout: float = 0.1, pool: str = "cls", min_frames: int = 1, **_):
+                 dim_feedforward: int = 256, dropout: float = 0.1, pool: str = "cls", min_frames: int = 1):
         super().__init__()
         if d_model % num_heads:
             raise ValueError(f"model.head.d_model={d_model} must be a multiple of model.head.num_heads={num_heads}")

@@ -37,7 +37,7 @@ class MERModule(pl.LightningModule):
     (a partial from config) that builds the temporal head from `in_features=D`. Metrics follow
     the project's names: `train/loss`, `val/loss`, `val/uf1`, `test/acc`, `test/uf1`, `test/uar`.
 
-    Options: `loss` (cross_entropy, or focal with `focal_gamma`), `label_smoothing`,
+    Options: `name` (the preset, shown in reports), `loss` (cross_entropy, or focal with `focal_gamma`), `label_smoothing`,
     `class_weights` (`balanced`: filled in per fold by the protocol), `channels_last` (frames in
     channels-last memory format, faster convolutions on recent GPUs), `compile` (torch.compile of
     the backbone at setup). The backbone's `freeze` (never trained: no gradients, BatchNorm and
@@ -52,7 +52,6 @@ class MERModule(pl.LightningModule):
         num_classes: int,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
-        num_frames: int = 8,
         dropout: float = 0.3,
         class_weights: str | None = None,
         label_smoothing: float = 0.0,
@@ -61,7 +60,7 @@ class MERModule(pl.LightningModule):
         focal_gamma: float = 2.0,
         channels_last: bool = False,
         compile: bool = False,
-        **_: Any,
+        name: str = "",
     ):
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["backbone", "head", "optimizer", "scheduler"])
@@ -129,7 +128,7 @@ class MERModule(pl.LightningModule):
         min_frames = int(getattr(self.head, "min_frames", 1))
         if num_frames < min_frames:
             raise MERError(f"{model} needs at least {min_frames} frames per clip, the data gives T={num_frames} "
-                           f"(model.num_frames / data.frames / data.input). Use model.num_frames>={min_frames} or "
+                           f"(data.num_frames / data.frames / data.input). Use data.num_frames>={min_frames} or "
                            "a head that accepts single frames (model/head=mean).")
         in_chans = getattr(self.backbone, "in_chans", None)
         if in_chans is not None and in_chans != channels:
@@ -164,7 +163,7 @@ class MERModule(pl.LightningModule):
         except Exception as err:  # noqa: BLE001 - any failure of the dry run is a shape/config mismatch
             first = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
             raise MERError(f"{model} cannot run on {data}: {type(err).__name__}: {first}. Check data.image_size, "
-                           "data.channels and model.num_frames against model.backbone / model.head.") from None
+                           "data.channels and data.num_frames against model.backbone / model.head.") from None
         finally:
             self.train(training)
 

@@ -48,6 +48,22 @@ def user_error(err: BaseException | None) -> MERError | None:
     return None
 
 
+def unknown_key(err: BaseException | None) -> str | None:
+    """The name in "got an unexpected keyword argument 'x'" behind an exception (a mistyped config key
+    reaching a strict constructor through Hydra), else None."""
+    import re
+
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, TypeError):
+            match = re.search(r"unexpected keyword argument '([^']+)'", str(err))
+            if match:
+                return match.group(1)
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def exit_on_user_error(task):
     """Decorate an entry point's task function: a MERError (however wrapped) becomes one
     `error: ...` line on stderr and exit status 2."""

@@ -54,7 +54,7 @@ class SweepReport(Callback):
     """At the end of a multirun, collect every job's results into sweep.csv / sweep.md / sweep.png."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from mer_lightning.report import write_sweep_report
+        from mer_lightning.sweep_report import write_sweep_report
 
         sweep_dir = Path(config.hydra.sweep.dir)
         if sweep_dir.is_dir():

@@ -39,10 +39,11 @@ def print_results(results: dict) -> None:
     table.add_column("metric")
     table.add_column("pooled", justify="right")
     table.add_column("fold mean ± std", justify="right")
+    m = results["metrics"]
     for key in ("acc", "uf1", "uar"):
-        mean, std = results["fold_mean"].get(key), results["fold_std"].get(key)
+        mean, std = m.get(f"fold_mean/{key}"), m.get(f"fold_std/{key}")
         spread = f"{mean:.4f} ± {std:.4f}" if mean is not None else "-"
-        table.add_row(key, f"{results['pooled'][key]:.4f}", spread)
+        table.add_row(key, f"{m[f'protocol/{key}']:.4f}", spread)
     rich.print(table)
 
 

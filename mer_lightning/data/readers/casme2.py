@@ -35,14 +35,14 @@ def find_sheet(root: Path, annotation_file: str | None) -> Path:
     path = annotation_path(root, annotation_file) or find_file(root, SHEETS, ("CASME2-coding*.xlsx",))
     if path is None:
         raise MERError(f"CASME II coding sheet not found in {root}: expected one of {list(SHEETS)}; "
-                       "or name yours with `data.annotation_file=...`")
+                       "or name yours with `data.reader.annotation_file=...`")
     return path
 
 
 def find_frames_dir(root: Path, layout: str | None) -> Path:
     if layout:
         if not (root / layout).is_dir():
-            raise MERError(f"CASME II frames folder {root / layout} does not exist (data.layout={layout}); "
+            raise MERError(f"CASME II frames folder {root / layout} does not exist (data.reader.layout={layout}); "
                            f"known layouts: {list(LAYOUTS)}")
         return root / layout
     for folder in LAYOUTS:
@@ -51,7 +51,7 @@ def find_frames_dir(root: Path, layout: str | None) -> Path:
     raise MERError(f"no CASME II frames folder in {root}: expected one of {list(LAYOUTS)}")
 
 
-def read_casme2(root, annotation_file: str | None = None, layout: str | None = None, **_) -> SampleTable:
+def read_casme2(root, annotation_file: str | None = None, layout: str | None = None) -> SampleTable:
     """Read a CASME II copy into a SampleTable (emotions lower case, labels not yet assigned)."""
     root = require_root(root, "CASME II", REQUEST_FROM)
     sheet_path = find_sheet(root, annotation_file)

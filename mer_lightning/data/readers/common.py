@@ -134,13 +134,13 @@ def find_file(root: Path, names: tuple[str, ...], patterns: tuple[str, ...] = ()
 
 
 def annotation_path(root: Path, annotation_file: str | None) -> Path | None:
-    """`data.annotation_file` made absolute (relative to the root), checked to exist; None if not given."""
+    """`data.reader.annotation_file` made absolute (relative to the root), checked to exist; None if not given."""
     if not annotation_file:
         return None
     path = Path(str(annotation_file)).expanduser()
     path = path if path.is_absolute() else root / path
     if not path.is_file():
-        raise MERError(f"annotation sheet not found: {path} (from data.annotation_file)")
+        raise MERError(f"annotation sheet not found: {path} (from data.reader.annotation_file)")
     return path
 
 

@@ -36,7 +36,7 @@ REQUEST_FROM = ("https://www.kaggle.com/c/challenges-in-representation-learning-
                 "challenge/data (fer2013.csv) or https://www.kaggle.com/datasets/msambare/fer2013 (folders)")
 
 
-def read_fer2013(root, dedupe: bool = True, **_) -> SampleTable:
+def read_fer2013(root, dedupe: bool = True) -> SampleTable:
     """Read FER-2013 (CSV if `fer2013.csv` is there, else the folder release) into a SampleTable."""
     root = require_root(root, "FER-2013", REQUEST_FROM)
     csv = find_file(root, (CSV_NAME,))

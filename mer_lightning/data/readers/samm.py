@@ -39,13 +39,13 @@ def find_frames_dir(root: Path) -> Path:
                    "(or point data.root at the SAMM folder itself)")
 
 
-def read_samm(root, annotation_file: str | None = None, **_) -> SampleTable:
+def read_samm(root, annotation_file: str | None = None) -> SampleTable:
     """Read a SAMM copy into a SampleTable (emotions lower case, labels not yet assigned)."""
     root = require_root(root, "SAMM", REQUEST_FROM)
     sheet_path = annotation_path(root, annotation_file) or find_file(root, SHEETS, ("SAMM_Micro_FACS_Codes*.xlsx",))
     if sheet_path is None:
         raise MERError(f"SAMM sheet not found in {root}: expected one of {list(SHEETS)}; "
-                       "or name yours with `data.annotation_file=...`")
+                       "or name yours with `data.reader.annotation_file=...`")
     frames_dir = find_frames_dir(root)
     return read_sheet_clips(sheet_path, frames_dir, dataset="samm", columns=COLUMNS, subject_folder="{:03d}",
                             emotions=EMOTIONS, spellings=SPELLINGS)

@@ -27,7 +27,7 @@ def find_subjects_dir(root: Path) -> Path:
     raise MERError(f"no SMIC-HS clips in {root}: expected folders like {root / 'HS' / 's1' / 'micro' / 'negative'}")
 
 
-def read_smic(root, **_) -> SampleTable:
+def read_smic(root) -> SampleTable:
     """Read SMIC-HS into a SampleTable (emotion = class folder, apex = middle frame)."""
     root = require_root(root, "SMIC-HS", REQUEST_FROM)
     subjects_dir = find_subjects_dir(root)

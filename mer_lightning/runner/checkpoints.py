@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from mer_lightning.data.splits import Fold
-from mer_lightning.evaluation.fingerprint import SAME_FOLD, check_same
+from mer_lightning.runner.fingerprint import SAME_FOLD, check_same
 from mer_lightning.utils.errors import MERError
 
 log = logging.getLogger(__name__)

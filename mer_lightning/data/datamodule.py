@@ -1,6 +1,6 @@
-"""One LightningDataModule per dataset, all on the same machinery.
+"""The one LightningDataModule: the dataset's reader is a config choice (`conf/data/*.yaml`).
 
-`MERDataModule.prepare()` reads the dataset (reader -> label scheme -> decoded clips) once per
+`MERDataModule.load()` reads the dataset (reader -> label scheme -> decoded clips) once per
 run; the protocol then calls `set_fold(fold)` before each fold's training, and the loaders serve
 only that fold's train / val / test samples. Batches are dicts:
 `x` float32 (B, T, C, H, W), `y` int64 (B,), `index` int64 (B,) into the SampleTable.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import lightning.pytorch as pl
 import numpy as np
@@ -19,11 +19,10 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from mer_lightning.data.cache import CacheReport, ClipCache, Prepared
 from mer_lightning.data.labels import apply_scheme
-from mer_lightning.data.preprocessing import Preprocessing, input_channels
-from mer_lightning.data.readers import READERS
+from mer_lightning.data.preprocessing import Preprocessing
+from mer_lightning.data.readers.common import check_sample_ids
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.data.splits import Fold
-from mer_lightning.data.synthetic import SyntheticSpec, ensure_synthetic
 from mer_lightning.data.transforms import clip_augment
 from mer_lightning.utils.errors import MERError
 
@@ -102,13 +101,18 @@ def collate_clips(batch):
 
 
 class MERDataModule(pl.LightningDataModule):
-    """Shared implementation; subclasses name the dataset and may generate or locate it."""
+    """Any dataset: `reader(root)` gives its SampleTable; everything after that is shared.
 
-    dataset = ""
+    The reader is chosen in `conf/data/<name>.yaml` as a partial (`_target_` + `_partial_: true`,
+    with the reader's own options beside it, e.g. `layout` for CASME II); the keys every dataset
+    shares live in `conf/data/_base.yaml`. `name` names the dataset in logs and the cache.
+    """
 
     def __init__(
         self,
         root: str,
+        reader: Callable[[Path], SampleTable],
+        name: str = "data",
         classes: str | list[str] = "all",
         image_size: int = 64,
         num_frames: int = 8,
@@ -120,7 +124,6 @@ class MERDataModule(pl.LightningDataModule):
         mean: float = 0.5,
         std: float = 0.5,
         max_skipped_fraction: float = 0.1,
-        reader: dict | None = None,
         input: str = "frames",
         face: str | None = "none",
         flow: str = "farneback",
@@ -129,37 +132,29 @@ class MERDataModule(pl.LightningDataModule):
         grayscale: bool | None = None,
         cache_dir: str | None = None,
         augment: Any = None,
-        annotation_file: str | None = None,
-        **_: Any,
     ):
         super().__init__()
         self.root = Path(str(root)).expanduser()
-        self.classes_option = classes
+        self.reader, self.name, self.classes_option = reader, name, classes
         if grayscale is None:  # configs that only state `channels`: 3 means RGB frames
             grayscale = channels != 3 or input == "flow"
-        expected = input_channels(input, grayscale)
-        if channels is not None and int(channels) != expected:
-            raise MERError(f"data.channels={channels} does not match data.input={input} with data.grayscale="
-                           f"{str(bool(grayscale)).lower()}, which gives {expected} channel(s) (flow: u, v, strain). "
-                           "Let the config derive it: `channels: ${input_channels:${data.input},${data.grayscale}}`.")
-        self.input, self.grayscale, self.channels = input, bool(grayscale), expected
-        self.image_size, self.frames = image_size, frames
         self.preprocessing = Preprocessing(input=input, face=str(face or "none").lower(), frames=frames,
                                            num_frames=num_frames, image_size=image_size,
-                                           channels=1 if self.grayscale else 3, flow=flow,
+                                           channels=1 if grayscale else 3, flow=flow,
                                            flow_size=int(flow_size) if flow_size else None,
                                            flow_scaling=flow_scaling)
-        self.num_frames = self.preprocessing.time_steps
-        self.requested_frames = num_frames
+        # the clip shape (T, C, H, W), as the preprocessing makes it
+        self.num_frames, self.channels, self.image_size = self.preprocessing.shape[:3]
+        if channels is not None and int(channels) != self.channels:
+            raise MERError(f"data.channels={channels} does not match data.input={input} with data.grayscale="
+                           f"{str(bool(grayscale)).lower()}, which gives {self.channels} channel(s) (flow: u, v, "
+                           "strain). Let the config derive it: `channels: ${input_channels:${data.input},"
+                           "${data.grayscale}}`.")
         self.cache_dir = cache_dir
-        self.augment = augment
         self.train_transform = clip_augment(augment, input)  # built now: a bad config fails early
         self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
         self.mean, self.std = mean, std
         self.max_skipped_fraction = max_skipped_fraction
-        self.reader_options = dict(reader or {})
-        if annotation_file:
-            self.reader_options["annotation_file"] = annotation_file
         self.table: SampleTable | None = None
         self.clips: np.ndarray | None = None
         self.cache_report: CacheReport | None = None
@@ -168,11 +163,10 @@ class MERDataModule(pl.LightningDataModule):
     # -- reading -----------------------------------------------------------------------------
     def read(self) -> SampleTable:
         """The dataset's SampleTable with labels (no decoding)."""
-        reader = READERS[self.dataset]
-        table = reader(self.root, **self.reader_options)
+        table = check_sample_ids(self.reader(self.root))
         return apply_scheme(table, self.classes_option)
 
-    def prepare(self) -> SampleTable:
+    def load(self) -> SampleTable:
         """Read and label the table, then get every clip's array from the cache (built on first use).
 
         Samples that cannot be preprocessed (undecodable frame, no face) are removed from the
@@ -194,7 +188,7 @@ class MERDataModule(pl.LightningDataModule):
         for line in prepared.report.summary().splitlines()[:2]:  # where, what was done (skips: above)
             log.info("%s", line.strip())
         log.info("faces: %s", self.face_summary(table))
-        log.info("%s: %d samples, %d subjects, classes %s", self.dataset, len(self.table),
+        log.info("%s: %d samples, %d subjects, classes %s", self.name, len(self.table),
                  len(self.table.subjects), self.table.class_counts())
         return self.table
 
@@ -212,7 +206,7 @@ class MERDataModule(pl.LightningDataModule):
 
     def clip_cache(self) -> ClipCache:
         """The cache of this dataset's preprocessed arrays (`cache_dir: null`: in memory)."""
-        name = (self.dataset or "data") + ("" if self.root.name in ("", self.dataset) else f"-{self.root.name}")
+        name = (self.name or "data") + ("" if self.root.name in ("", self.name) else f"-{self.root.name}")
         return ClipCache(self.cache_dir, self.preprocessing, self.root, dataset=name)
 
     def preprocessed(self, table: SampleTable) -> Prepared:
@@ -230,7 +224,7 @@ class MERDataModule(pl.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        return self.prepare().classes
+        return self.load().classes
 
     @property
     def num_classes(self) -> int:
@@ -257,7 +251,7 @@ class MERDataModule(pl.LightningDataModule):
                           collate_fn=collate_clips)
 
     def setup(self, stage: str | None = None) -> None:
-        self.prepare()
+        self.load()
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.fold.train, shuffle=True, augment=True)
@@ -271,62 +265,3 @@ class MERDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
 
-
-class CASME2DataModule(MERDataModule):
-    """CASME II: `data.layout` picks `Cropped` or `CASME2_RAW_selected` when a copy holds both."""
-
-    dataset = "casme2"
-
-    def __init__(self, root: str, layout: str | None = None, **kwargs: Any):
-        super().__init__(root, **kwargs)
-        if layout:
-            self.reader_options["layout"] = layout
-
-
-class SAMMDataModule(MERDataModule):
-    dataset = "samm"
-
-
-class SMICDataModule(MERDataModule):
-    dataset = "smic"
-
-
-class FER2013DataModule(MERDataModule):
-    """FER-2013 (CSV or folder release): still images, T=1, official parts (no subjects)."""
-
-    dataset = "fer2013"
-
-    def __init__(self, root: str, dedupe: bool = True, **kwargs: Any):
-        super().__init__(root, **kwargs)
-        self.reader_options["dedupe"] = dedupe
-
-
-class CompositeDataModule(MERDataModule):
-    """SAMM + CASME II (+ SMIC-HS) with subjects prefixed by source; MEGC 3-class by default.
-
-    `samm_root`, `casme2_root`, `smic_root`: each source's own root (null leaves it out);
-    `sources`: per-source reader options, e.g. `{casme2: {layout: Cropped}}`.
-    """
-
-    dataset = "composite"
-
-    def __init__(self, root: str, samm_root: str | None = None, casme2_root: str | None = None,
-                 smic_root: str | None = None, sources: dict | None = None, **kwargs: Any):
-        super().__init__(root, **kwargs)
-        self.reader_options.update(samm=samm_root, casme2=casme2_root, smic=smic_root, sources=sources or {})
-
-
-class SyntheticDataModule(MERDataModule):
-    """The embedded default: generated on first use in a real dataset's layout (`spec.layout`,
-    CASME II by default) and read through that dataset's reader."""
-
-    def __init__(self, root: str, spec: dict | None = None, **kwargs: Any):
-        super().__init__(root, **kwargs)
-        self.spec = SyntheticSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in (spec or {}).items()})
-        self.dataset = self.spec.layout
-
-    def read(self) -> SampleTable:
-        ensure_synthetic(self.root, self.spec)
-        table = super().read()
-        table.samples = [s.with_(dataset="synthetic") for s in table.samples]
-        return table

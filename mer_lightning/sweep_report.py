@@ -1,4 +1,4 @@
-"""Collect a multirun's jobs into one comparison: `python -m mer_lightning.report <multirun dir>`.
+"""Collect a multirun's jobs into one comparison: `python -m mer_lightning.sweep_report <multirun dir>`.
 
 Reads every job's `results.json` (and `.hydra/overrides.yaml`) under the sweep directory and writes
 `sweep.csv`, `sweep.md` and `sweep.png` there: one row per job with its overrides, its objective
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mer_lightning.evaluation.report import write_csv, write_text
+from mer_lightning.utils.io import write_csv, write_text
 
 HIDDEN = ("hydra.", "paths.", "extras.")
 
