@@ -88,3 +88,20 @@ def run_cli(module: str, *args: str, cwd: Path = ROOT, timeout: int = 300) -> su
     env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONWARNINGS="ignore")
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def sigterm_once(command: list[str], ready: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+    """Start `command` (an entry point, as a user would), send SIGTERM once `ready` exists (a checkpoint:
+    training is under way), and return how it ended (return code and stderr)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while not ready.exists():
+        assert proc.poll() is None and time.time() < deadline, f"{ready} never appeared"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, proc.returncode, "", err)
+

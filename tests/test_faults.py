@@ -13,7 +13,7 @@ from mer_lightning.data.splits import fold_seed
 from mer_lightning.evaluation.objective import check_objective
 from mer_lightning.train import train
 from mer_lightning.utils.errors import MERError, exit_on_user_error
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, run_cli, sigterm_once
 
 FAST = ["debug=limit", "trainer.max_epochs=1", "protocol.val_subjects=1"]
 LOSO2 = ["protocol=loso", "protocol.folds=[0,1]", *FAST]
@@ -166,25 +166,15 @@ def test_a_second_run_in_the_same_directory_is_refused(train_cfg, tmp_path):
 
 
 def test_sigterm_in_a_sweep_records_the_job_as_preempted(tmp_path, tiny_root):
-    import signal
-    import subprocess
     import sys
-    import time
-
-    from tests.conftest import ROOT
 
     sweep = tmp_path / "sweep"
     command = [sys.executable, "-m", "mer_lightning.train", "-m", *TINY, f"data.root={tiny_root}", "seed=1,2",
                "trainer.max_epochs=40", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
                f"hydra.sweep.dir={sweep}"]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while not (sweep / "0/folds/fold_00/checkpoints/last.ckpt").exists():
-        assert proc.poll() is None and time.time() < deadline, "job 0 never trained"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-3000:]
+    stopped = sigterm_once(command, ready=sweep / "0/folds/fold_00/checkpoints/last.ckpt")
+    err = stopped.stderr
+    assert stopped.returncode == 143, err[-3000:]
     assert "stopped by SIGTERM in fold 0" in err and "Traceback" not in err
     job = json.loads((sweep / "0/results.json").read_text())
     assert job["status"] == "preempted" and "last.ckpt" in job["error"]

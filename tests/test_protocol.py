@@ -130,25 +130,18 @@ def test_cross_dataset_needs_both_sources(train_cfg):
 
 
 def test_sigterm_saves_and_the_same_command_resumes(tmp_path, tiny_root):
-    import signal
     import subprocess
     import sys
-    import time
 
-    from tests.conftest import ROOT, TINY
+    from tests.conftest import ROOT, TINY, sigterm_once
 
     out = tmp_path / "preempted"
     command = [sys.executable, "-m", "mer_lightning.train", *TINY, f"data.root={tiny_root}", "protocol=loso",
                "protocol.folds=[0,1]", "protocol.val_subjects=1", "trainer.max_epochs=40",
                "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", f"hydra.run.dir={out}"]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while not (out / "folds/fold_01/checkpoints/last.ckpt").exists():
-        assert proc.poll() is None and time.time() < deadline, "fold 1 never started"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err[-3000:]
+    stopped = sigterm_once(command, ready=out / "folds/fold_01/checkpoints/last.ckpt")
+    err = stopped.stderr
+    assert stopped.returncode == 143, err[-3000:]
     assert "stopped by SIGTERM in fold 1 (test: sub02)" in err and "checkpoints/last.ckpt" in err
     assert f"hydra.run.dir={out}" in err and "Traceback" not in err
     assert (out / "folds/fold_00/predictions.csv").is_file(), "the finished fold stays on disk"

@@ -3,6 +3,7 @@ and concurrent jobs generating the same synthetic dataset never destroy each oth
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -29,6 +30,17 @@ SMALL = {"subjects": 3, "clips_per_class": 1, "min_frames": 4, "max_frames": 5, 
          "cropped": True}
 not_as_root = pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
                              reason="root writes into read-only folders: chmod cannot make one unwritable")
+
+
+@contextlib.contextmanager
+def read_only(folder: Path):
+    """A new folder nobody but root can write into, for the length of the block."""
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        yield folder
+    finally:
+        folder.chmod(0o700)
 
 
 def _full(*args, **kwargs):
@@ -102,15 +114,10 @@ def test_full_disk_writing_results_keeps_the_old_file(tmp_path, monkeypatch, wri
 
 @not_as_root
 def test_unwritable_results_folder_is_a_clear_error(tmp_path):
-    folder = tmp_path / "run"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
+    with read_only(tmp_path / "run") as folder:
         with pytest.raises(MERError, match=r"could not write .*run/results\.json \(Permission denied\).*kept"):
             write_json(folder / "results.json", {"uf1": 0.5})
         assert list(folder.iterdir()) == []
-    finally:
-        folder.chmod(0o700)
 
 
 # -- synthetic data ------------------------------------------------------------------------------
@@ -207,12 +214,7 @@ def test_other_files_at_the_root_are_never_deleted(tmp_path):
 
 @not_as_root
 def test_unwritable_parent_is_a_clear_error(tmp_path):
-    parent = tmp_path / "data"
-    parent.mkdir()
-    parent.chmod(0o500)
-    try:
+    with read_only(tmp_path / "data") as parent:
         with pytest.raises(MERError, match=r"synthetic dataset to .*data/synthetic \(Permission denied\).*data\.root="):
             ensure_synthetic(parent / "synthetic", SyntheticSpec(**SMALL))
         assert list(parent.iterdir()) == []
-    finally:
-        parent.chmod(0o700)
