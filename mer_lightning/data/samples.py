@@ -24,6 +24,9 @@ class Sample:
     with the source dataset). `label` is the class index once a label scheme is applied.
     `cropped` says the frames are already face crops (CASME II `Cropped`, FER-2013), so
     `data.face=auto` does not look for a face in them; full frames (SAMM, raw CASME II) leave it false.
+    `fps` is the recording's frame rate (0: unknown, or a still image); datasets differ (30 to 500 fps)
+    and `data.frames=uniform` samples T frames by count, so a temporal model sees a different span
+    of time per frame step on each dataset.
     """
 
     dataset: str
@@ -39,6 +42,7 @@ class Sample:
     source: str = ""
     split: str = ""
     cropped: bool = False
+    fps: float = 0.0
     image: np.ndarray | None = field(default=None, repr=False)
 
     @property
