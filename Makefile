@@ -42,11 +42,13 @@ test-fast: install
 # recipes: pooled LOSO UF1 and wall time of each model preset beside the linear flow baseline, on the
 #   realistic embedded data in the CASME II and SAMM layouts (the longest part: about an hour on 2 CPU
 #   cores, timm x 2 layouts most of it; `ARGS` goes to bench_data only: run bench_recipes.py --help)
+# parallel: one LOSO protocol sequential vs protocol.parallel=2, wall-time ratio, identical predictions
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
 	$(PY) benchmarks/bench_models.py
 	$(PY) benchmarks/bench_recipes.py
+	$(PY) benchmarks/bench_parallel.py
 
 lint: install
 	$(PY) -m ruff check mer_lightning tests benchmarks

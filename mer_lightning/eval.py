@@ -51,6 +51,9 @@ def _parse(value: str):
 
 
 def evaluate(cfg: DictConfig) -> dict:
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise MERError("eval tests one saved checkpoint: give ckpt_path=<run dir>/folds/fold_00/checkpoints/best.ckpt "
+                       "(to re-test every fold of a run: python -m mer_lightning.train train=false ckpt_path=<run dir>)")
     out_dir = start_run(cfg)
     meta = read_meta(cfg.ckpt_path)
     apply_stored_configs(cfg, meta)
@@ -85,7 +88,7 @@ def evaluate(cfg: DictConfig) -> dict:
     return results
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="eval.yaml")
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval.yaml")
 def main(cfg: DictConfig) -> None:
     exit_on_user_error(evaluate)(cfg)
 

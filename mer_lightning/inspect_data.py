@@ -39,7 +39,7 @@ def inspect_data(cfg: DictConfig) -> dict:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="inspect.yaml")
+@hydra.main(version_base="1.3", config_path="conf", config_name="inspect.yaml")
 def main(cfg: DictConfig) -> None:
     exit_on_user_error(inspect_data)(cfg)
 

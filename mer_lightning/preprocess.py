@@ -43,7 +43,7 @@ def preprocess(cfg: DictConfig) -> dict:
     return report
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="preprocess.yaml")
+@hydra.main(version_base="1.3", config_path="conf", config_name="preprocess.yaml")
 def main(cfg: DictConfig) -> None:
     exit_on_user_error(preprocess)(cfg)
 

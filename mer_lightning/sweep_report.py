@@ -67,12 +67,18 @@ def sweep_markdown(frame: pd.DataFrame) -> str:
               "| rank | job | overrides | objective | test UF1 | test UAR | test acc | folds | time (s) | status |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, spec=".4f": "" if pd.isna(v) else format(v, spec)  # noqa: E731
-    for rank, row in enumerate(frame.itertuples(index=False), start=1):
-        status = row.status if row.status == "ok" else f"{row.status}: {str(row.error)[:120]}"
-        if row.status == "ok" and isinstance(row.note, str) and row.note:
-            status = f"ok ({row.note})"
+    ok, failed = frame[frame.status == "ok"], frame[frame.status != "ok"]
+    for rank, row in enumerate(ok.itertuples(index=False), start=1):
+        status = f"ok ({row.note})" if isinstance(row.note, str) and row.note else "ok"
         lines.append(f"| {rank} | {row.job} | `{row.overrides}` | {fmt(row.objective_value)} | {fmt(row.uf1)} | "
                      f"{fmt(row.uar)} | {fmt(row.acc)} | {fmt(row.folds, '.0f')} | {fmt(row.time_s, '.1f')} | {status} |")
+    if ok.empty:
+        lines.append("| | | no job finished | | | | | | | |")
+    if not failed.empty:
+        lines += ["", f"## {len(failed)} job(s) failed or stopped (not ranked)", "", "| job | overrides | status |",
+                  "|---|---|---|"]
+        lines += [f"| {row.job} | `{row.overrides}` | {row.status}: {str(row.error)[:160]} |"
+                  for row in failed.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
@@ -101,7 +107,8 @@ def write_sweep_report(sweep_dir: str | Path) -> pd.DataFrame:
     frame = collect(sweep_dir)
     write_csv(sweep_dir / "sweep.csv", frame)
     write_text(sweep_dir / "sweep.md", sweep_markdown(frame))
-    sweep_plot(frame, sweep_dir / "sweep.png")
+    if (frame.status == "ok").any():  # no picture of nothing
+        sweep_plot(frame, sweep_dir / "sweep.png")
     return frame
 
 
@@ -111,9 +118,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         parser.exit(2, f"error: {args.sweep_dir} is not a directory\n")
+    if (args.sweep_dir / "results.json").is_file() or (args.sweep_dir / "folds").is_dir():
+        parser.exit(2, f"error: {args.sweep_dir} is a single run (its report is results.md there); give a multirun "
+                       "directory, whose numbered job folders each hold .hydra/overrides.yaml "
+                       "(outputs/train/multiruns/<date>_<time>)\n")
     frame = write_sweep_report(args.sweep_dir)
+    if frame.empty:
+        parser.exit(2, f"error: no job folders in {args.sweep_dir}: expected numbered folders holding "
+                       ".hydra/overrides.yaml (a multirun directory: outputs/train/multiruns/<date>_<time>)\n")
     print(sweep_markdown(frame))
-    print(f"wrote {args.sweep_dir / 'sweep.csv'}, sweep.md and sweep.png")
+    print(f"wrote {args.sweep_dir / 'sweep.csv'}, sweep.md" + (" and sweep.png" if (frame.status == "ok").any() else ""))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ def train(cfg: DictConfig) -> dict:
     from mer_lightning.runner import run_protocol
 
     check_objective(cfg, sweep=is_multirun())
-    with run_lock(Path(cfg.paths.output_dir)), sigterm_stops_run():
+    fold_job = not cfg.protocol.get("pool", True)  # a job array's task: its folds only, pooled later
+    with run_lock(Path(cfg.paths.output_dir), shared=fold_job), sigterm_stops_run():
         start_run(cfg)
         datamodule = instantiate_strict(cfg.data, "data")
         return run_protocol(cfg, datamodule)
@@ -91,7 +92,7 @@ def objective(cfg: DictConfig, results: dict) -> float | None:
     return math.nan if value is None else value
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train.yaml")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train.yaml")
 def main(cfg: DictConfig) -> float | None:
     if is_multirun():
         return run_sweep_job(cfg)

@@ -105,8 +105,20 @@ def test_leak_guard_stops_a_forced_leak():
 
 def test_a_key_the_protocol_does_not_take_is_named():
     with pytest.raises(MERError, match=r"protocol.val_subject is not a key of protocol \(loso\); known: val_subjects, "
-                                       r"folds, resume \(did you mean val_subject -> val_subjects\?\)"):
+                                       r"folds, resume, parallel, folds_per_gpu, threads_per_fold, pool \(did you mean val_subject -> val_subjects\?\)"):
         make_folds(_table(), "loso", val_subject=1)
     with pytest.raises(MERError, match=r"protocol.test_subjects is not a key of protocol \(loso\)"):
         make_folds(_table(), "loso", test_subjects=2, seed=0)
     assert len(make_folds(_table(), "holdout", test_subjects=2, val_subjects=1, seed=0, folds=None, resume=True)) == 1
+
+
+def test_two_synthetic_layouts_coexist(tmp_path):
+    from mer_lightning.data.synthetic import SyntheticSpec, read_synthetic
+
+    small = dict(subjects=3, clips_per_class=1, min_frames=4, max_frames=5, frame_size=(160, 120))
+    casme2 = read_synthetic(tmp_path, layout="casme2", cropped=True, **small)
+    samm = read_synthetic(tmp_path, layout="samm", **small)
+    again = read_synthetic(tmp_path, layout="casme2", cropped=True, **small)  # still there: not regenerated
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [SyntheticSpec(layout="casme2", cropped=True, **small).folder_name(), SyntheticSpec(layout="samm", **small).folder_name()])
+    assert [s.frames for s in again] == [s.frames for s in casme2] and len(samm) == 15

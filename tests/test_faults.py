@@ -190,3 +190,26 @@ def test_a_search_whose_every_trial_fails_says_so(tmp_path, tiny_root):
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "error: every trial of the search failed" in proc.stderr and "Traceback" not in proc.stderr
     assert list(pd.read_csv(sweep / "sweep.csv").status) == ["failed", "failed"]
+
+
+def test_sigterm_during_validation_then_one_rerun_finishes(train_cfg, tmp_path, monkeypatch):
+    import lightning.pytorch as pl
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    import mer_lightning.runner.fold as fold_module
+
+    class SigtermInValidation(pl.Callback):
+        def on_validation_batch_start(self, trainer, *args, **kwargs):
+            if trainer.current_epoch == 1 and not trainer.sanity_checking:
+                raise SIGTERMException()  # what Lightning raises at a batch boundary after SIGTERM
+
+    real = fold_module.instantiate_callbacks
+    monkeypatch.setattr(fold_module, "instantiate_callbacks", lambda *a, **k: [*real(*a, **k), SigtermInValidation()])
+    out = tmp_path / "run"
+    overrides = ["protocol=loso", "protocol.folds=[0]", "debug=limit", "trainer.max_epochs=3", "protocol.val_subjects=1"]
+    with pytest.raises(SystemExit) as stop:
+        train(train_cfg(*overrides, out=out))
+    assert stop.value.code == 143 and (out / "folds/fold_00/checkpoints/last.ckpt").is_file()
+    monkeypatch.setattr(fold_module, "instantiate_callbacks", real)
+    results = train(train_cfg(*overrides, out=out))  # the first rerun finishes
+    assert results["folds"][0]["metrics"]["n"] == 10

@@ -280,8 +280,8 @@ def test_a_mistyped_reader_key_is_one_line_naming_it(trees, tmp_path):
     assert "error: data.reader.layot is not a key of data.reader (read_casme2); known: annotation_file, layout" in proc.stderr
     with pytest.raises(MERError, match=r"data.reader.sources.casme2.layot is not a key .*known: annotation_file, layout"):
         read_composite(casme2_root=trees["casme2"], sources={"casme2": {"layot": "Cropped"}})
-    with pytest.raises(MERError, match=r"data.reader.sources.casme is not a source of the composite"):
-        read_composite(casme2_root=trees["casme2"], sources={"casme": {}})
+    with pytest.raises(MERError, match=r"data.reader.sources.casme4 is not a source of the composite"):
+        read_composite(casme2_root=trees["casme2"], sources={"casme4": {}})
 
 
 def test_synthetic_layouts_train_through_their_readers(tmp_path):
@@ -304,7 +304,7 @@ def _composite_cfg(trees, out: Path, *overrides: str):
     from tests.conftest import compose_cfg
 
     return compose_cfg("train.yaml", out, [
-        "data=composite", f"data.reader.samm_root={trees['samm']}", f"data.reader.casme2_root={trees['casme2']}",
+        "data=composite", f"data.reader.roots.samm={trees['samm']}", f"data.reader.roots.casme2={trees['casme2']}",
         "data.image_size=16", "data.num_frames=2", "data.cache_dir=null", "data.batch_size=4", "data.face=none",
         "extras.print_config=false", "trainer.accelerator=cpu", "debug=limit", "trainer.max_epochs=1",
         "protocol.val_subjects=1", "logger=csv", *overrides])

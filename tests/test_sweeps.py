@@ -15,7 +15,8 @@ def test_failing_job_does_not_stop_the_sweep_and_report_lists_it(tmp_path, tiny_
     proc = run_cli("mer_lightning.train", "-m", *TINY, f"data.root={tiny_root}", "debug=limit",
                    "trainer.max_epochs=1", "protocol=loso", "protocol.val_subjects=1",
                    "protocol.folds=[0],[99],[1]", f"hydra.sweep.dir={sweep}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "error: 1 of 3 job(s) failed" in proc.stderr, "the exit status and one line say so"
     table = pd.read_csv(sweep / "sweep.csv")
     assert sorted(table.job) == [0, 1, 2]
     failed = table[table.status == "failed"]
@@ -24,6 +25,8 @@ def test_failing_job_does_not_stop_the_sweep_and_report_lists_it(tmp_path, tiny_
     assert list(ok.objective_value) == sorted(ok.objective_value, reverse=True), "best objective first"
     assert set(ok.objective) == {"protocol/val_uf1"} and ok.uf1.notna().all(), "test figures shown beside it"
     assert table.status.iloc[-1] == "failed", "failed jobs come last"
+    md = (sweep / "sweep.md").read_text()
+    assert "## 1 job(s) failed or stopped (not ranked)" in md and "| 3 |" not in md, "2 ranked, 1 apart"
     assert (sweep / "sweep.md").read_text().count("| ") > 10 and (sweep / "sweep.png").stat().st_size > 1000
     for job in (0, 2):
         results = json.loads((sweep / str(job) / "results.json").read_text())
@@ -64,7 +67,8 @@ def test_optuna_optimises_validation_and_survives_a_failed_trial(tmp_path, tiny_
                    "debug=limit", "trainer.max_epochs=1", "hydra.sweeper.n_trials=4",
                    "hydra.sweeper.sampler.n_startup_trials=4", "hydra.sweeper.sampler.seed=3",
                    "model.loss=choice(cross_entropy,bogus)", f"hydra.sweep.dir={sweep}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]  # the search ran to the end; a trial failed: exit 1
+    assert "job(s) failed" in proc.stderr and "Traceback" not in proc.stderr
     table = pd.read_csv(sweep / "sweep.csv")
     assert len(table) == 4
     failed, ok = table[table.status == "failed"], table[table.status == "ok"]
@@ -74,3 +78,15 @@ def test_optuna_optimises_validation_and_survives_a_failed_trial(tmp_path, tiny_
     values = [json.loads((sweep / str(j) / "results.json").read_text())["metrics"]["protocol/val_uf1"] for j in ok.job]
     assert best["best_value"] == pytest.approx(max(values)), "the objective is pooled validation UF1"
     assert "Ranked by the objective (protocol/val_uf1" in (sweep / "sweep.md").read_text()
+
+
+def test_report_on_a_single_run_says_what_it_expected(tmp_path, capsys):
+    (tmp_path / "results.json").write_text("{}")
+    with pytest.raises(SystemExit) as stop:
+        report_main([str(tmp_path)])
+    assert stop.value.code == 2 and "is a single run" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit):
+        report_main([str(empty)])
+    assert "no job folders" in capsys.readouterr().err

@@ -28,7 +28,9 @@ def test_run_writes_report_and_best_checkpoint(train_cfg, tmp_path):
     train(cfg)
     out = tmp_path / "run"
     assert (out / "folds/fold_00/checkpoints/best.ckpt").is_file()
-    assert "UF1" in (out / "results.md").read_text()
+    md = (out / "results.md").read_text()
+    assert "UF1" in md and "![curves](curves.png)" in md and "![confusion matrix](confusion_matrix.png)" in md
+    assert (out / "curves.png").stat().st_size > 5000, "learning curves from the CSV logger's files"
     saved = json.loads((out / "results.json").read_text())
     assert saved["pooled"]["n"] == 20  # 2 held-out subjects x 10 clips
 

@@ -30,9 +30,48 @@ SCHEMES: dict[str, dict[str, list[str]]] = {
     },
     # MEGC 2019 composite, 3 classes (CASME II fear / sadness / others and SAMM Other are dropped)
     "megc_3": {
-        "negative": ["negative", "anger", "contempt", "disgust", "repression", "samm:fear", "samm:sadness"],
-        "positive": ["positive", "happiness"],
+        "negative": ["negative", "anger", "contempt", "disgust", "repression", "samm:fear", "samm:sadness",
+                     "dfme:fear", "dfme:sadness", "casme3:fear", "casme3:sad"],
+        "positive": ["positive", "happiness", "casme3:happy"],
         "surprise": ["surprise"],
+    },
+    # 4DME's five categories (a clip labelled with several is handled by the reader's `multi_label`)
+    "4dme_5": {
+        "positive": ["positive"], "negative": ["negative"], "surprise": ["surprise"],
+        "repression": ["repression"], "others": ["others", "other"],
+    },
+    # 4DME 3-class (positive, negative, surprise; repression and others dropped), as DAD-Net's LOSO configs
+    "4dme_3": {"negative": ["negative"], "positive": ["positive"], "surprise": ["surprise"]},
+    # DFME's 7 classes (the reader spells happy -> happiness, sad -> sadness; `others` is dropped)
+    "dfme_7": {
+        "happiness": ["happiness", "happy"], "sadness": ["sadness", "sad"], "anger": ["anger"],
+        "contempt": ["contempt"], "fear": ["fear"], "disgust": ["disgust"], "surprise": ["surprise"],
+    },
+    # CAS(ME)^3 part A, 7 emotions (860 clips; `Others` is read as others)
+    "casme3_7": {
+        "happy": ["happy", "happiness"], "disgust": ["disgust"], "fear": ["fear"], "anger": ["anger"],
+        "sad": ["sad", "sadness"], "surprise": ["surprise"], "others": ["others", "other"],
+    },
+    # CAS(ME)^3 4-class (papers): negative = anger, disgust, fear, sad; part C's own labels fit it too
+    "casme3_4": {
+        "negative": ["negative", "anger", "disgust", "fear", "sad", "sadness"],
+        "positive": ["positive", "happy", "happiness"], "surprise": ["surprise"], "others": ["others", "other"],
+    },
+    # CAS(ME)^3 3-class (FED-PsyAU): happy -> positive; disgust, fear, anger, sad -> negative; others dropped
+    # (`megc_3` maps CAS(ME)^3 the same way through its `casme3:` aliases; this one also on data=synthetic)
+    "casme3_3": {
+        "negative": ["negative", "anger", "disgust", "fear", "sad", "sadness"],
+        "positive": ["positive", "happy", "happiness"], "surprise": ["surprise"],
+    },
+    # CASME (first version) 4-class as in the literature: tense and repression are others
+    "casme_4": {
+        "positive": ["amusement", "happiness"], "negative": ["disgust", "sadness", "fear", "contempt"],
+        "surprise": ["surprise"], "others": ["tense", "repression", "others"],
+    },
+    # MMEW, its 7 categories (the sheet's others = the folder repression)
+    "mmew_7": {
+        "happiness": ["happiness"], "surprise": ["surprise"], "disgust": ["disgust"], "fear": ["fear"],
+        "sadness": ["sadness"], "anger": ["anger"], "others": ["others", "repression"],
     },
     # FER-2013, canonical CSV order 0..6
     "fer_7": {

@@ -120,14 +120,17 @@ class SampleTable:
         Keys: `n_samples`, `n_subjects`, `class_counts` (name -> count), `skipped` (list of
         `{"sample", "reason"}`), `subjects` (subject -> class -> count), `frames_per_clip`
         (min / median / max), `notes` (counted quirks and drops), `parts` (official train / val / test
-        parts, e.g. FER-2013's), `per_source` (composites).
+        parts, e.g. FER-2013's), `per_source` (composites), `fps` (source -> the distinct frame rates
+        of its samples, e.g. `{"casme2": [200.0]}`; DFME's parts differ, still images have 0).
         """
         names = self.classes or sorted({s.emotion for s in self.samples})
         name_of = (lambda s: self.classes[s.label]) if self.classes else (lambda s: s.emotion)  # noqa: E731
         subjects: dict[str, Counter] = defaultdict(Counter)
         sources: dict[str, Counter] = defaultdict(Counter)
         parts: dict[str, Counter] = defaultdict(Counter)
+        rates: dict[str, set] = defaultdict(set)
         for s in self.samples:
+            rates[s.origin].add(float(s.fps))
             if s.subject:
                 subjects[s.subject][name_of(s)] += 1
             if s.split:
@@ -145,4 +148,5 @@ class SampleTable:
                                 "max": int(lengths.max())},
             "notes": dict(self.notes),
             "per_source": {k: {n: sources[k][n] for n in names} for k in sorted(sources)} if len(sources) > 1 else {},
+            "fps": {k: sorted(rates[k]) for k in sorted(rates)},
         }

@@ -143,20 +143,30 @@ def _carve_images(table: SampleTable, train: list[int], amount, seed: int) -> tu
     return [i for i in train if i not in chosen], sorted(val)
 
 
-def cross_dataset(table: SampleTable, train_on: str, test_on: str, val_subjects=0.2, seed: int = 0) -> list[Fold]:
-    """Train on one source dataset, test on another (e.g. CASME II -> SAMM)."""
+def cross_dataset(table: SampleTable, train_on: str | list[str], test_on: str | list[str], val_subjects=0.2,
+                  seed: int = 0) -> list[Fold]:
+    """Train on one or more source datasets, test on others (e.g. CASME II -> SAMM, [SAMM, CASME II] -> 4DME).
+
+    `train_on` / `test_on`: a source name or a list of them (the composite's `data.reader.sources`).
+    """
     origins = {s.origin for s in table}
-    for name in (train_on, test_on):
+    train_names = [train_on] if isinstance(train_on, str) else [str(n) for n in train_on]
+    test_names = [test_on] if isinstance(test_on, str) else [str(n) for n in test_on]
+    for name in (*train_names, *test_names):
         if name not in origins:
             raise MERError(f"cross_dataset: source '{name}' is not in the data (sources: {sorted(origins)}); "
-                           "use data=composite to load several datasets")
-    source = sorted({s.subject for s in table if s.origin == train_on})
-    target = sorted({s.subject for s in table if s.origin == test_on})
+                           "use data=composite to load several datasets (data.reader.sources=[...])")
+    both = sorted(set(train_names) & set(test_names))
+    if both or not train_names or not test_names:
+        raise MERError(f"cross_dataset: protocol.train_on={train_names} and protocol.test_on={test_names} must be "
+                       f"non-empty and disjoint (both name {both})")
+    source = sorted({s.subject for s in table if s.origin in train_names})
+    target = sorted({s.subject for s in table if s.origin in test_names})
     return [_fold(table, 0, target, source, val_subjects, seed)]
 
 
 OFFICIAL_TEST = "<official test split>"
-RUNNER_KEYS = ("folds", "resume")  # protocol keys that select and resume folds, read by the runner
+RUNNER_KEYS = ("folds", "resume", "parallel", "folds_per_gpu", "threads_per_fold", "pool")  # read by the runner
 SUBJECT_PROTOCOLS = ("loso", "subject_kfold", "cross_dataset")
 PROTOCOLS = {"loso": loso, "subject_kfold": subject_kfold, "holdout": holdout, "cross_dataset": cross_dataset}
 

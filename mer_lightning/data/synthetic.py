@@ -22,6 +22,7 @@ tested on files shaped like the real ones:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +38,11 @@ import numpy as np
 import pandas as pd
 
 from mer_lightning.data.readers import read_casme2, read_fer2013, read_samm, read_smic
+from mer_lightning.data.readers.casme import read_casme
+from mer_lightning.data.readers.casme3 import read_casme3
+from mer_lightning.data.readers.dfme import read_dfme
+from mer_lightning.data.readers.fourdme import read_4dme
+from mer_lightning.data.readers.mmew import read_mmew
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.data.synthetic_faces import (
     EMOTION_AUS,
@@ -45,13 +51,20 @@ from mer_lightning.data.synthetic_faces import (
     make_identity,
     render_clip,
 )
+from mer_lightning.data.synthetic_more import EMOTIONS as MORE_EMOTIONS
+from mer_lightning.data.synthetic_more import FRAME_SIZES as MORE_SIZES
+from mer_lightning.data.synthetic_more import write_casme3_like, write_casme_like, write_mmew_like
+from mer_lightning.data.synthetic_more_b import EMOTIONS as MORE_B_EMOTIONS
+from mer_lightning.data.synthetic_more_b import FRAME_SIZES as MORE_B_SIZES
+from mer_lightning.data.synthetic_more_b import write_4dme_like, write_dfme_like
 from mer_lightning.utils.errors import MERError
 
 log = logging.getLogger(__name__)
 
 # Frame sizes (width, height) written per layout: CASME II's raw 640x480; SAMM's 2040x1088 shots
 # at half size (the same face-to-frame proportion, a quarter of the pixels to write and decode)
-FRAME_SIZES = {"casme2": (640, 480), "samm": (1020, 544), "smic": (640, 480), "fer2013": (320, 240)}
+FRAME_SIZES = {"casme2": (640, 480), "samm": (1020, 544), "smic": (640, 480), "fer2013": (320, 240),
+               **MORE_B_SIZES, **MORE_SIZES}
 CASME2_SHEET = "CASME2-coding-20140508.xlsx"
 # as in some real copies: two extra columns with blank headers (pandas reads `Unnamed: 2`, `Unnamed: 6`)
 CASME2_COLUMNS = ["Subject", "Filename", "", "OnsetFrame", "ApexFrame", "OffsetFrame", "", "Action Units",
@@ -65,7 +78,8 @@ FER_CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"
 FER_NAMES = {"anger": "angry", "happiness": "happy", "sadness": "sad"}
 DEFAULT_EMOTIONS = {"casme2": ("happiness", "disgust", "repression", "surprise", "others"),
                     "samm": ("Anger", "Contempt", "Happiness", "Surprise", "Other"),
-                    "smic": ("negative", "positive", "surprise"), "fer2013": FER_CLASSES}
+                    "smic": ("negative", "positive", "surprise"), "fer2013": FER_CLASSES, **MORE_B_EMOTIONS,
+                    **MORE_EMOTIONS}
 
 
 def intensity_curve(n: int, apex: int) -> np.ndarray:
@@ -98,6 +112,11 @@ class SyntheticSpec:
     cropped: bool = False
     seed: int = 0
     layout: str = "casme2"
+
+    def folder_name(self) -> str:
+        """`<layout>-<8 hex digits of the fingerprint>`: one folder per generated dataset."""
+        digest = hashlib.sha256(json.dumps(self.fingerprint(), sort_keys=True).encode()).hexdigest()
+        return f"{self.layout}-{digest[:8]}"
 
     def fingerprint(self) -> dict:
         return {"subjects": self.subjects, "clips_per_class": self.clips_per_class,
@@ -265,11 +284,14 @@ def _write_xlsx(path: Path, rows: list[list]) -> None:
 
 
 WRITERS = {"casme2": write_casme2_like, "samm": write_samm_like, "smic": write_smic_like,
-           "fer2013": write_fer2013_like}
+           "fer2013": write_fer2013_like, "4dme": write_4dme_like, "dfme": write_dfme_like,
+           "casme3": write_casme3_like, "casme": write_casme_like, "mmew": write_mmew_like}
 
 
 # the reader of each layout: the real dataset's own
-LAYOUT_READERS = {"casme2": read_casme2, "samm": read_samm, "smic": read_smic, "fer2013": read_fer2013}
+LAYOUT_READERS = {"casme2": read_casme2, "samm": read_samm, "smic": read_smic, "fer2013": read_fer2013,
+                  "4dme": read_4dme, "dfme": read_dfme,
+                  "casme3": read_casme3, "casme": read_casme, "mmew": read_mmew}
 SYNTHETIC_MARKER = "synthetic.json"  # written last: its presence marks a complete dataset
 
 
@@ -313,12 +335,16 @@ def read_synthetic(root, layout: str = "casme2", subjects: int = 10, clips_per_c
                    emotions: Sequence[str] = (), min_frames: int = 10, max_frames: int = 18,
                    motion: Sequence[float] = (1.0, 3.0), frame_size: Sequence[int] = (), cropped: bool = False,
                    seed: int = 0) -> SampleTable:
-    """The reader of `data=synthetic`: generate the dataset under `root` on first use (`SyntheticSpec`:
-    the same options), then read it through the reader of the real dataset whose `layout` it imitates;
-    its samples are marked `dataset="synthetic"`."""
+    """The reader of `data=synthetic`: generate the dataset on first use (`SyntheticSpec`: the same
+    options) in its own folder `root/<layout>-<spec hash>` (so layouts and sweeps over the spec never
+    replace each other's data; `root` itself when it holds exactly this dataset), then read it through
+    the reader of the real dataset whose `layout` it imitates; its samples are marked `dataset="synthetic"`."""
     spec = SyntheticSpec(subjects=subjects, clips_per_class=clips_per_class, emotions=tuple(emotions),
                          min_frames=min_frames, max_frames=max_frames, motion=tuple(motion),
                          frame_size=tuple(frame_size), cropped=cropped, seed=seed, layout=layout)
+    root = Path(root)
+    if _synthetic_fingerprint(root) != spec.fingerprint():  # `root` itself, when it is this very dataset
+        root = root / spec.folder_name()
     ensure_synthetic(root, spec)
     table = LAYOUT_READERS[layout](root)
     table.samples = [s.with_(dataset="synthetic") for s in table.samples]

@@ -22,7 +22,7 @@ def selection_sentence(folds: list[dict]) -> str:
     return text + "."
 
 
-def results_markdown(results: dict) -> str:
+def results_markdown(results: dict, pictures: list[str] | tuple[str, ...] = ()) -> str:
     """A table a person would paste into a paper, with how each number was computed."""
     p, m, classes = results["pooled"], results["metrics"], results["classes"]
     lines = [f"> {line}" for line in warnings(results)] + [""] if warnings(results) else []
@@ -62,6 +62,8 @@ def results_markdown(results: dict) -> str:
         m = fold["metrics"]
         lines.append(f"| {fold['index']} | {', '.join(fold['test_subjects'])} | {m['n']} | {m['acc']:.4f} | "
                      f"{m['uf1']:.4f} | {m['uar']:.4f} |")
+    for picture in pictures:
+        lines += ["", f"![{picture.rsplit('.', 1)[0].replace('_', ' ')}]({picture})"]
     return "\n".join(lines) + "\n"
 
 
@@ -107,7 +109,54 @@ def confusion_png(path: Path, confusion, classes: list[str], title: str = "") ->
 
 
 def write_report(out_dir: Path, results: dict, predictions: pd.DataFrame, classes: list[str]) -> None:
+    """results.json / results.md / predictions.csv, the confusion matrix and (from the CSV logger's
+    files, when there are any) the learning curves."""
     write_csv(out_dir / "predictions.csv", predictions)
     write_json(out_dir / "results.json", results)
-    write_text(out_dir / "results.md", results_markdown(results))
     confusion_png(out_dir / "confusion_matrix.png", results["pooled"]["confusion"], classes, "pooled")
+    pictures = ["confusion_matrix.png"]
+    if curves_png(out_dir / "curves.png", out_dir / "csv", results["folds"]):
+        pictures.append("curves.png")
+    write_text(out_dir / "results.md", results_markdown(results, pictures))
+
+
+def curves_png(path: Path, csv_dir: Path, folds: list[dict]) -> bool:
+    """Train / validation loss and validation UF1 per epoch, one line per fold, the tested epoch marked
+    (the best val/uf1 for a best-checkpoint selection, else the last); False when there are no logs."""
+    logs = {f["index"]: csv_dir / f"fold_{f['index']:02d}" / "metrics.csv" for f in folds}
+    logs = {i: path_ for i, path_ in logs.items() if path_.is_file()}
+    if not logs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = (("train/loss", "training loss"), ("val/loss", "validation loss"), ("val/uf1", "validation UF1"))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    selection = {f["index"]: f.get("selection") or "" for f in folds}
+    for index, log_path in logs.items():
+        frame = pd.read_csv(log_path)
+        if "epoch" not in frame:
+            continue
+        for ax, (key, _) in zip(axes, panels):
+            if key not in frame:
+                continue
+            per_epoch = frame[["epoch", key]].dropna().groupby("epoch")[key].last()
+            if per_epoch.empty:
+                continue
+            (line,) = ax.plot(per_epoch.index, per_epoch.values, linewidth=1, label=f"fold {index}")
+            if key == "val/uf1":
+                tested = per_epoch.idxmax() if selection[index].startswith("best") else per_epoch.index[-1]
+                ax.plot([tested], [per_epoch[tested]], "o", color=line.get_color())
+    for ax, (_, title) in zip(axes, panels):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+    axes[2].set_ylim(0, 1)
+    if len(logs) <= 12:
+        axes[2].legend(fontsize=7, loc="lower right")
+    fig.suptitle("one line per fold; dot: the epoch tested (selected on validation subjects)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True

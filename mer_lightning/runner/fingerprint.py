@@ -6,9 +6,10 @@ batch limits and precision, model selection callbacks, the seed, train/test-only
 `{"model.optimizer.lr": 0.001, ...}`. It is stored in each fold's `fold.json` and in every
 checkpoint; a resume compares it key by key and names what differs.
 
-Left out, because they do not change a result: where things are (`*root`, `cache_dir`,
-`annotation_file` is kept: it picks the labels), loader workers, loggers, which folds run
-(`protocol.folds`), `protocol.resume`, and the devices (accelerator, devices, strategy).
+Left out, because they do not change a result: where things are (`data.root`, the readers'
+`*_root` / `roots.*`, `cache_dir`; `annotation_file` is kept: it picks the labels), loader workers,
+loggers, which folds run and how (`protocol.folds`, `resume`, `parallel`, `folds_per_gpu`, `pool`;
+`threads_per_fold` is kept: float sums depend on it), and the devices (accelerator, devices, strategy).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from mer_lightning.utils.errors import MERError
 
 IGNORED = {
-    "data": ("root", "samm_root", "casme2_root", "smic_root", "cache_dir", "num_workers", "pin_memory"),
-    "protocol": ("folds", "resume"),
+    "data": ("cache_dir", "num_workers", "pin_memory"),
+    "protocol": ("folds", "resume", "parallel", "folds_per_gpu", "pool"),
 }
 TRAINER = ("max_epochs", "min_epochs", "max_steps", "min_steps", "limit_train_batches", "limit_val_batches",
            "limit_test_batches", "fast_dev_run", "overfit_batches", "accumulate_grad_batches", "gradient_clip_val",
@@ -53,7 +54,13 @@ def fingerprint(cfg: DictConfig, preprocessing: dict) -> dict[str, Any]:
     parts["preprocessing"] = preprocessing
     flat: dict[str, Any] = {}
     _flat("", parts, flat)
-    return flat
+    return {k: v for k, v in flat.items() if not _is_location(k)}
+
+
+def _is_location(key: str) -> bool:
+    """`data.root`, `data.reader.samm_root`, `data.reader.roots.casme3`: where data is, not what it is."""
+    parts = key.split(".")
+    return parts[0] == "data" and (parts[-1] == "root" or parts[-1].endswith("_root") or "roots" in parts[:-1])
 
 
 def differences(stored: dict | None, current: dict, only: tuple[str, ...] = ()) -> list[str]:

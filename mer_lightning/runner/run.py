@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,8 @@ from mer_lightning.evaluation.report import write_report
 from mer_lightning.evaluation.results import fold_record, pooled_results
 from mer_lightning.runner.checkpoints import given_checkpoints
 from mer_lightning.runner.fingerprint import fingerprint
-from mer_lightning.runner.fold import check_predictions, train_fold
+from mer_lightning.runner.fold import FoldRun, check_predictions, train_fold
+from mer_lightning.runner.parallel import fold_threads, log_progress, run_folds_in_parallel
 from mer_lightning.runner.store import (
     interrupted_checkpoint,
     load_finished_fold,
@@ -48,47 +50,101 @@ def run_protocol(cfg: DictConfig, dm) -> dict:
     current = fingerprint(cfg, dm.preprocessing.options())
     folds, given = given_checkpoints(cfg, select_folds(cfg, all_folds), all_folds, current)
     resume, limits = cfg.protocol.get("resume", True), debug_limits(cfg)
-    runs, fold_results, is_zero, unpredicted = [], [], True, 0
+    runs: dict[int, FoldRun] = {}
     for fold in folds:
         fold_dir = out_dir / "folds" / f"fold_{fold.index:02d}"
         run = load_finished_fold(fold_dir, dm, fold, current) if resume else set_aside(fold_dir)
         if run is not None:
             log.info("Resuming: %s already finished, skipped", fold.name)
-        else:
-            check_selection(cfg, fold)
-            log.info("Training %s: %d train / %d val / %d test samples", fold.name, len(fold.train),
-                     len(fold.val), len(fold.test))
-            fold_dir.mkdir(parents=True, exist_ok=True)
-            start_from = given.get(fold.index) or (interrupted_checkpoint(fold_dir, fold, current) if resume else None)
-            try:
-                run = train_fold(cfg, dm, fold, fold_dir, start_from, current)
-            except (Preempted, SIGTERMException):
-                raise Preempted(preempted_message(out_dir, fold_dir, fold, len(runs))) from None
-            except KeyboardInterrupt:
-                raise
-            except Exception as err:
-                cause = user_error(err)
-                if cause is not None:
-                    raise cause from None
-                raise RuntimeError(f"{fold.name} failed ({type(err).__name__}: {err}). {len(runs)} finished "
-                                   f"fold(s) are saved under {out_dir / 'folds'}; rerun the same command to "
-                                   "resume from this fold.") from err
-            is_zero = run.is_zero
-            unpredicted += check_predictions(dm, fold, run.test, bool(limits))
-            if is_zero:
-                write_fold(fold_dir, fold, run, dm.num_classes, current, limits)
-        runs.append(run)
-        fold_results.append(fold_record(fold, run.test, run.val, run.selection, run.checkpoint, dm.num_classes))
-    results = pooled_results(cfg, dm.class_names, [r.test for r in runs], fold_results,
-                             val_frames=[r.val for r in runs],
+            runs[fold.index] = run
+    pending = [f for f in folds if f.index not in runs]
+    start_from = {}
+    for fold in pending:
+        check_selection(cfg, fold)
+        fold_dir = out_dir / "folds" / f"fold_{fold.index:02d}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        start_from[fold.index] = given.get(fold.index) or (
+            interrupted_checkpoint(fold_dir, fold, current) if resume else None)
+    parallel, is_zero = max(1, int(cfg.protocol.get("parallel") or 1)), True
+    if parallel > 1 and len(pending) > 1:
+        try:
+            run_folds_in_parallel(cfg, pending, start_from, parallel)
+        except (Preempted, SIGTERMException):
+            raise Preempted(f"stopped by SIGTERM while {len(pending)} fold(s) trained in parallel; every finished "
+                            f"fold is kept under {out_dir / 'folds'} and each interrupted one has its last.ckpt. "
+                            f"Resume: rerun the same command with hydra.run.dir={out_dir}") from None
+        for fold in pending:
+            runs[fold.index] = load_finished_fold(out_dir / "folds" / f"fold_{fold.index:02d}", dm, fold, current)
+    else:
+        with torch_threads(fold_threads(cfg, 1)):
+            for done, fold in enumerate(pending, start=1):
+                runs[fold.index] = run = train_one(cfg, dm, fold, out_dir, start_from[fold.index], current, len(runs))
+                is_zero = run.is_zero
+                if is_zero:
+                    write_fold(out_dir / "folds" / f"fold_{fold.index:02d}", fold, run, dm.class_names, current, limits,
+                               all_folds)
+                log_progress(fold.index, done, len(pending), started)
+    if not cfg.protocol.get("pool", True):
+        log.info("protocol.pool=false: %d fold(s) written under %s; pool the run with `python -m mer_lightning.pool "
+                 "%s` once every fold is there", len(pending), out_dir / "folds", out_dir)
+        return {"folds_written": sorted(f.index for f in pending), "metrics": {}}
+    unpredicted = sum(check_predictions(dm, f, runs[f.index].test, bool(limits)) for f in folds)
+    ordered = [runs[f.index] for f in folds]
+    fold_results = [fold_record(f, r.test, r.val, r.selection, r.checkpoint, dm.num_classes)
+                    for f, r in zip(folds, ordered)]
+    results = pooled_results(cfg, dm.class_names, [r.test for r in ordered], fold_results,
+                             val_frames=[r.val for r in ordered],
                              partial=partial_reasons(cfg, limits, unpredicted, len(folds), len(all_folds)),
                              skipped=[s.as_dict() for s in dm.table.skipped])
     results["elapsed_s"] = time.time() - started
     if is_zero:
-        write_report(out_dir, results, pd.concat([r.test for r in runs], ignore_index=True), dm.class_names)
+        write_report(out_dir, results, pd.concat([r.test for r in ordered], ignore_index=True), dm.class_names)
         log_summary(cfg, results)
         print_results(results)
+        m = results["metrics"]
+        label = "" if results["complete"] else " (NOT a protocol result: " + "; ".join(results["not_a_protocol_result"]) + ")"
+        log.info("Pooled UF1 %.4f, UAR %.4f over %d fold(s)%s. Results: %s", m["protocol/uf1"], m["protocol/uar"],
+                 len(folds), label, out_dir)
     return results
+
+
+def train_one(cfg: DictConfig, dm, fold: Fold, out_dir: Path, start_from: str | None, current: dict,
+              finished: int) -> FoldRun:
+    """One fold in this process; a failure names the fold and keeps the finished ones."""
+    fold_dir = out_dir / "folds" / f"fold_{fold.index:02d}"
+    log.info("Training %s: %d train / %d val / %d test samples", fold.name, len(fold.train), len(fold.val),
+             len(fold.test))
+    try:
+        run = train_fold(cfg, dm, fold, fold_dir, start_from, current)
+    except (Preempted, SIGTERMException):
+        raise Preempted(preempted_message(out_dir, fold_dir, fold, finished)) from None
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:
+        cause = user_error(err)
+        if cause is not None:
+            raise cause from None
+        raise RuntimeError(f"{fold.name} failed ({type(err).__name__}: {err}). {finished} finished "
+                           f"fold(s) are saved under {out_dir / 'folds'}; rerun the same command to "
+                           "resume from this fold.") from err
+    check_predictions(dm, fold, run.test, bool(debug_limits(cfg)))
+    return run
+
+
+@contextmanager
+def torch_threads(threads: int | None):
+    """`protocol.threads_per_fold` for the folds trained in this process (restored afterwards)."""
+    if not threads:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def build_folds(cfg: DictConfig, table) -> list[Fold]:
@@ -103,6 +159,8 @@ def select_folds(cfg: DictConfig, folds: list[Fold]) -> list[Fold]:
     selected = cfg.protocol.get("folds")
     if selected is None:
         return folds
+    if isinstance(selected, int):  # `-m protocol.folds=range(26)`: one fold per job
+        selected = [selected]
     unknown = sorted(set(selected) - {f.index for f in folds})
     if unknown:
         raise MERError(f"protocol.folds={list(selected)}: no fold(s) {unknown}; this protocol has folds 0-{len(folds) - 1}")
@@ -144,7 +202,8 @@ def partial_reasons(cfg: DictConfig, limits: list[str], unpredicted: int, ran: i
     if unpredicted:
         reasons.append(f"{unpredicted} test clip(s) not predicted")
     if ran < total:
-        reasons.append(f"protocol.folds={list(cfg.protocol.folds)}: {ran} of {total} folds")
+        chosen = cfg.protocol.folds
+        reasons.append(f"protocol.folds={chosen if isinstance(chosen, int) else list(chosen)}: {ran} of {total} folds")
     return reasons
 
 

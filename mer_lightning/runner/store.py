@@ -27,13 +27,19 @@ from mer_lightning.utils.io import write_csv, write_json
 log = logging.getLogger(__name__)
 
 
-def write_fold(fold_dir: Path, fold: Fold, run: FoldRun, num_classes: int, current: dict, limits: list[str]) -> None:
-    """A finished fold, on disk at once: predictions first, `fold.json` (what makes it finished) last."""
+def write_fold(fold_dir: Path, fold: Fold, run: FoldRun, classes: list[str], current: dict, limits: list[str],
+               all_folds: list[Fold]) -> None:
+    """A finished fold, on disk at once: predictions first, `fold.json` (what makes it finished) last.
+
+    `fold.json` also lists every fold of the protocol (their test subjects) and the class names, so
+    a run directory whose folds were trained apart (a job array) can be pooled and checked complete.
+    """
     write_csv(fold_dir / "predictions.csv", run.test)
     if run.val is not None:
         write_csv(fold_dir / "val_predictions.csv", run.val)
-    record = fold_record(fold, run.test, run.val, run.selection, run.checkpoint, num_classes)
-    write_json(fold_dir / "fold.json", {**record, "debug_limits": limits, "fingerprint": current})
+    record = fold_record(fold, run.test, run.val, run.selection, run.checkpoint, len(classes))
+    write_json(fold_dir / "fold.json", {**record, "debug_limits": limits, "fingerprint": current, "classes": classes,
+                                        "protocol_folds": [f.test_subjects for f in all_folds]})
 
 
 def load_finished_fold(fold_dir: Path, dm, fold: Fold, current: dict) -> FoldRun | None:

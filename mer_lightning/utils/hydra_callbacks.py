@@ -61,3 +61,7 @@ class SweepReport(Callback):
             frame = write_sweep_report(sweep_dir)
             failed = int((frame.status != "ok").sum())
             print(f"Sweep report: {sweep_dir / 'sweep.md'} ({len(frame)} jobs, {failed} failed)", flush=True)
+            if failed:  # the sweep's exit status says so too (scripts and CI check it)
+                print(f"error: {failed} of {len(frame)} job(s) failed; their errors are in {sweep_dir / 'sweep.md'}",
+                      file=sys.stderr, flush=True)
+                raise SystemExit(1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -123,6 +124,8 @@ def instantiate_loggers(cfg: DictConfig | None, version: str, group: str) -> lis
         if not isinstance(conf, DictConfig) or "_target_" not in conf:
             continue
         if conf._target_.endswith("WandbLogger"):
+            # W&B's own start and summary blocks repeat per fold: silenced, the run log has one line per fold
+            os.environ.setdefault("WANDB_SILENT", "true")
             extra = {"name": f"{group}/{version}", "group": group, "job_type": version.split("_")[0]}
             if conf.get("offline"):
                 log.warning("W&B: no API key and no WANDB_MODE set, logging offline to %s. "

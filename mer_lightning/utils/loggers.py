@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from mer_lightning.evaluation.results import results_frame
 from mer_lightning.utils.instantiate import instantiate_loggers
+
+log = logging.getLogger(__name__)
 
 
 def log_summary(cfg: DictConfig, results: dict) -> None:
@@ -28,17 +31,23 @@ def log_summary(cfg: DictConfig, results: dict) -> None:
             import wandb
 
             out_dir = Path(cfg.paths.output_dir)
-            lg.experiment.log({"confusion_matrix": wandb.Image(str(out_dir / "confusion_matrix.png")),
-                               "results": wandb.Table(dataframe=results_frame(results)),
+            images = {name: wandb.Image(str(out_dir / f"{name}.png")) for name in ("confusion_matrix", "curves")
+                      if (out_dir / f"{name}.png").is_file()}
+            lg.experiment.log({**images, "results": wandb.Table(dataframe=results_frame(results)),
                                "predictions": wandb.Table(dataframe=pd.read_csv(out_dir / "predictions.csv"))})
         lg.finalize("success")
     finish_wandb(loggers)
 
 
 def finish_wandb(loggers) -> None:
-    """One W&B run per fold: close this fold's run before the next starts."""
+    """One W&B run per fold: close this fold's run before the next starts (one log line each)."""
     for lg in loggers:
         if type(lg).__name__ == "WandbLogger":
             import wandb
 
+            run = wandb.run
+            if run is not None:
+                offline = bool(getattr(run.settings, "_offline", False)) or run.settings.mode == "offline"
+                where = f"offline in {run.dir} (upload later: wandb sync)" if offline else run.url
+                log.info("W&B run %s: %s", run.name, where)
             wandb.finish()

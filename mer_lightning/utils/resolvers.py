@@ -1,6 +1,6 @@
 """OmegaConf resolvers: the only place configs read the environment.
 
-- `${project_root:}`      the folder holding `conf/` (the repository root).
+- `${project_root:}`      the repository root of a checkout (else the working directory): data/, outputs/.
 - `${wandb_offline:}`     true when W&B has no API key and no WANDB_MODE: log offline, never block.
 - `${input_channels:${data.input},${data.grayscale}}`  the channels a model gets for a data input:
                           frames / diff / diff_seq 1 (grayscale) or 3 (RGB), flow / flow_seq 3
@@ -17,7 +17,14 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+def _project_root() -> Path:
+    """The repository root for a checkout (editable install); the working directory for an installed package."""
+    checkout = Path(__file__).resolve().parents[2]
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 
 
 def wandb_has_credentials() -> bool:

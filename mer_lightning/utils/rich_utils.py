@@ -14,15 +14,17 @@ from rich.text import Text
 ORDER = ("data", "model", "protocol", "callbacks", "logger", "trainer", "paths", "extras")
 
 
-def print_config_tree(cfg: DictConfig, save_to: Path | None = None) -> None:
+def print_config_tree(cfg: DictConfig, save_to: Path | None = None, show: bool = True) -> None:
+    """The resolved config as a tree: printed when `show`, written to `save_to` always."""
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
-    fields = [f for f in ORDER if f in cfg] + [f for f in cfg if f not in ORDER]
+    fields = [f for f in ORDER if f in cfg] + [f for f in cfg if f not in ORDER and f != "hydra"]
     for field in fields:
         branch = tree.add(field, style="bold", guide_style="dim")
         value = cfg[field]
         text = OmegaConf.to_yaml(value, resolve=True) if isinstance(value, DictConfig) else str(value)
         branch.add(rich.syntax.Syntax(text, "yaml"))
-    rich.print(tree)
+    if show:
+        rich.print(tree)
     if save_to is not None:
         with open(save_to, "w") as f:
             rich.print(tree, file=f)
@@ -64,6 +66,8 @@ def print_data_summary(summary: dict) -> None:
     rich.print(table)
     frames = summary["frames_per_clip"]
     rich.print(f"frames per clip: min {frames['min']}, median {frames['median']:g}, max {frames['max']}")
+    if summary.get("fps"):  # per source; 0 = unknown or still images
+        rich.print("fps: " + ", ".join(f"{k} {'/'.join(f'{r:g}' for r in v)}" for k, v in summary["fps"].items()))
     for note, n in summary["notes"].items():
         rich.print(f"{note}: {n}")
     skipped = summary["skipped"]

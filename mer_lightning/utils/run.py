@@ -38,11 +38,48 @@ def start_run(cfg: DictConfig) -> Path:
         raise MERError(f"cannot write {out_dir / 'config.yaml'} ({err.strerror or err}); free space or choose "
                        "another directory with `hydra.run.dir=...`") from None
     extras = cfg.get("extras") or {}
+    say_lightning_notes_once()
     if extras.get("ignore_warnings"):
         warnings.filterwarnings("ignore")
-    if extras.get("print_config"):
-        print_config_tree(cfg, save_to=out_dir / "config_tree.log")
+    print_config_tree(cfg, save_to=out_dir / "config_tree.log", show=bool(extras.get("print_config")))
+    if not extras.get("print_config"):
+        print(run_summary(cfg, out_dir), flush=True)
     return out_dir
+
+
+class _Once(logging.Filter):
+    """Lets each distinct message through once per process (Lightning repeats its notes every fold)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+def say_lightning_notes_once() -> None:
+    """Lightning's tips, device lines and warnings once per run, not once per fold (16x in a LOSO run)."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Once) for f in logger.filters):
+            logger.addFilter(_Once())
+    warnings.filterwarnings("once", module=r"lightning(\.|$)")
+    warnings.filterwarnings("once", module=r"pytorch_lightning(\.|$)")
+
+
+def run_summary(cfg: DictConfig, out_dir: Path) -> str:
+    """One line instead of the config tree: what runs, and where its results go."""
+    data, model = cfg.get("data") or {}, cfg.get("model") or {}
+    protocol = cfg.get("protocol") or {}
+    folds = protocol.get("folds")
+    return (f"{cfg.get('task_name', 'run')}: data={data.get('name', '?')} model={model.get('name', '?')} "
+            f"protocol={protocol.get('name', '?')}{f' folds={folds}' if folds is not None else ''} "
+            f"seed={cfg.get('seed')} -> {out_dir} (full config: config.yaml)")
 
 
 def _extra_rank() -> bool:
@@ -54,11 +91,13 @@ def _extra_rank() -> bool:
 
 
 @contextmanager
-def run_lock(out_dir: Path):
+def run_lock(out_dir: Path, shared: bool = False):
     """Hold `<out_dir>/.mer.lock` for the run: a second run in the same directory is refused.
 
     An OS lock (flock), so it is released when the process ends however it ends; the extra ranks
-    of a DDP run share the first rank's directory and do not take it.
+    of a DDP run share the first rank's directory and do not take it. `shared`: the fold jobs of one
+    protocol (`protocol.pool=false`, e.g. a job array) may share the directory with each other, never
+    with a whole-protocol run.
     """
     if _extra_rank():
         yield
@@ -70,16 +109,17 @@ def run_lock(out_dir: Path):
         raise MERError(f"cannot create {path} ({err.strerror or err}); choose a writable `hydra.run.dir=...`") from None
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             raise MERError(f"another run is using {out_dir} ({holder}); wait for it to finish, or give this run "
                            "its own directory with `hydra.run.dir=...`") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
-        handle.flush()
+        if not shared:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+            handle.flush()
         yield
     finally:
         handle.close()

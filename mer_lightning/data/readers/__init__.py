@@ -8,8 +8,10 @@ skipped, two samples with one id are an error).
 
 from mer_lightning.data.readers.casme2 import read_casme2
 from mer_lightning.data.readers.composite import read_composite
+from mer_lightning.data.readers.dfme import read_dfme
 from mer_lightning.data.readers.fer2013 import read_fer2013
+from mer_lightning.data.readers.fourdme import read_4dme
 from mer_lightning.data.readers.samm import read_samm
 from mer_lightning.data.readers.smic import read_smic
 
-__all__ = ["read_casme2", "read_composite", "read_fer2013", "read_samm", "read_smic"]
+__all__ = ["read_4dme", "read_casme2", "read_composite", "read_dfme", "read_fer2013", "read_samm", "read_smic"]

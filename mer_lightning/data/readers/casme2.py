@@ -29,6 +29,7 @@ LAYOUTS = {  # folder -> frame file prefix
 COLUMNS = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
 EMOTIONS = ("happiness", "disgust", "repression", "surprise", "others", "fear", "sadness")
 REQUEST_FROM = "http://casme.psych.ac.cn/casme/e2 (CASME II licence agreement)"
+FPS = 200.0
 
 
 def find_sheet(root: Path, annotation_file: str | None) -> Path:
@@ -57,7 +58,7 @@ def read_casme2(root, annotation_file: str | None = None, layout: str | None = N
     sheet_path = find_sheet(root, annotation_file)
     frames_dir = find_frames_dir(root, layout)
     table = read_sheet_clips(sheet_path, frames_dir, dataset="casme2", columns=COLUMNS, subject_folder="sub{:02d}",
-                             emotions=EMOTIONS)
+                             emotions=EMOTIONS, fps=FPS)
     if frames_dir.name == "Cropped":  # face crops (Cropped, Cropped-updated/Cropped); the raw release is full frames
         table.samples = [s.with_(cropped=True) for s in table.samples]
     return table

@@ -177,12 +177,13 @@ def as_int(value) -> int | None:
 
 
 def add_clip(table: SampleTable, *, dataset: str, subject: str, clip: str, emotion: str, onset, apex, offset,
-             clip_dir: Path, where: str, emotions: tuple[str, ...]) -> None:
+             clip_dir: Path, where: str, emotions: tuple[str, ...], fps: float = 0.0) -> None:
     """Append one annotated clip to `table`, or record why it is skipped (`where`: file and row).
 
     Checks, in order: the emotion is one of the dataset's `emotions`; onset and offset are numbers;
     the clip folder exists; every frame from onset to offset is on disk and whole. An apex that is
     missing ('/') or outside onset..offset becomes the middle frame, counted as `apex_missing`.
+    `fps`: the recording's frame rate, kept on the sample (0: unknown).
     """
     sample_id = f"{dataset}/{subject}/{clip}"
     onset, apex, offset = as_int(onset), as_int(apex), as_int(offset)
@@ -204,12 +205,13 @@ def add_clip(table: SampleTable, *, dataset: str, subject: str, clip: str, emoti
     table.samples.append(Sample(
         dataset=dataset, subject=subject, clip=clip, emotion=emotion,
         frames=tuple(p for _, p in span), frame_numbers=tuple(n for n, _ in span),
-        onset=onset, apex=apex, offset=offset,
+        onset=onset, apex=apex, offset=offset, fps=float(fps),
     ))
 
 
 def read_sheet_clips(sheet_path: Path, frames_dir: Path, *, dataset: str, columns: list[str], subject_folder: str,
-                     emotions: tuple[str, ...], spellings: dict[str, str] | None = None) -> SampleTable:
+                     emotions: tuple[str, ...], spellings: dict[str, str] | None = None,
+                     fps: float = 0.0) -> SampleTable:
     """The clips listed in a coding sheet, checked against the frames under `frames_dir/<subject>/<clip>`.
 
     `columns` name, in this order, the sheet's subject, clip folder, onset, apex, offset and emotion
@@ -241,7 +243,7 @@ def read_sheet_clips(sheet_path: Path, frames_dir: Path, *, dataset: str, column
         row_number, (emotion, onset, apex, offset) = rows[0]
         add_clip(table, dataset=dataset, subject=subject, clip=clip, emotion=emotion, onset=onset, apex=apex,
                  offset=offset, clip_dir=frames_dir / subject / clip, where=f"{sheet_path.name} row {row_number}",
-                 emotions=emotions)
+                 emotions=emotions, fps=fps)
     return table
 
 

@@ -28,6 +28,7 @@ COLUMNS = ["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "
 EMOTIONS = ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise", "other")
 SPELLINGS = {"others": "other"}
 REQUEST_FROM = "http://www2.docm.mmu.ac.uk/STAFF/m.yap/dataset.php (SAMM licence agreement)"
+FPS = 200.0
 
 
 def find_frames_dir(root: Path) -> Path:
@@ -48,5 +49,5 @@ def read_samm(root, annotation_file: str | None = None) -> SampleTable:
                        "or name yours with `data.reader.annotation_file=...`")
     frames_dir = find_frames_dir(root)
     return read_sheet_clips(sheet_path, frames_dir, dataset="samm", columns=COLUMNS, subject_folder="{:03d}",
-                            emotions=EMOTIONS, spellings=SPELLINGS)
+                            emotions=EMOTIONS, spellings=SPELLINGS, fps=FPS)
 

@@ -18,6 +18,7 @@ from mer_lightning.utils.errors import MERError
 
 EMOTIONS = ("negative", "positive", "surprise")
 REQUEST_FROM = "https://www.oulu.fi/cmvs/node/41319 (SMIC licence agreement)"
+FPS = 100.0  # SMIC-HS
 
 
 def find_subjects_dir(root: Path) -> Path:
@@ -39,7 +40,8 @@ def read_smic(root) -> SampleTable:
                 onset, offset = (frames[0][0], frames[-1][0]) if frames else (0, 0)  # empty: clip_span says so
                 add_clip(table, dataset="smic", subject=subject_dir.name, clip=clip_dir.name,
                          emotion=emotion_dir.name.strip().lower(), onset=onset, apex=None, offset=offset,
-                         clip_dir=clip_dir, where=str(clip_dir.relative_to(subjects_dir)), emotions=EMOTIONS)
+                         clip_dir=clip_dir, where=str(clip_dir.relative_to(subjects_dir)), emotions=EMOTIONS,
+                         fps=FPS)
     return table
 
 

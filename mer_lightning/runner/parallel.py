@@ -1,0 +1,125 @@
+"""A protocol's folds in parallel: each fold in its own process (joblib's loky workers), on its own GPU
+slot when there are GPUs, writing its `folds/fold_XX/` as the sequential runner does.
+
+The parent has already read the data and built the cache; each worker reopens both (the cache is
+memory-mapped, so nothing is preprocessed twice), rebuilds the same folds (seeded), trains its fold
+with the same per-fold seed and writes it. The parent then reads every finished fold back from
+disk, so the pooled result is the sequential one: with the same torch threads per fold
+(`protocol.threads_per_fold`) the predictions are identical. A failed fold does not stop the
+others; the run then stops naming it, and a rerun trains only what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from mer_lightning.data.splits import Fold
+from mer_lightning.utils.errors import MERError
+
+log = logging.getLogger(__name__)
+
+
+def fold_threads(cfg: DictConfig, parallel: int) -> int | None:
+    """torch threads for one fold: `protocol.threads_per_fold`, else (in parallel) cores / parallel."""
+    threads = cfg.protocol.get("threads_per_fold")
+    if threads:
+        return int(threads)
+    return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
+
+
+def log_progress(index: int, done: int, total: int, started: float) -> None:
+    """One line per finished fold: how many are done, and the protocol's ETA."""
+    elapsed = time.time() - started
+    log.info("fold %d finished (%d/%d folds, %.0f s, ETA %.0f s)", index, done, total, elapsed,
+             elapsed / done * (total - done))
+
+
+def gpu_slots(cfg: DictConfig) -> list[int] | None:
+    """One entry per fold that may run at once on a GPU: every visible GPU, `folds_per_gpu` times."""
+    if str(cfg.trainer.get("accelerator", "")) not in ("gpu", "cuda", "auto"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    per_gpu = max(1, int(cfg.protocol.get("folds_per_gpu") or 1))
+    return [gpu for gpu in range(torch.cuda.device_count()) for _ in range(per_gpu)]
+
+
+def run_folds_in_parallel(cfg: DictConfig, folds: list[Fold], start_from: dict[int, str | None], parallel: int) -> None:
+    """Train `folds` with up to `parallel` worker processes; each writes its finished fold to disk."""
+    from joblib import Parallel, delayed
+
+    slots = gpu_slots(cfg)
+    queue = None
+    if slots:
+        import multiprocessing
+
+        manager = multiprocessing.Manager()
+        queue = manager.Queue()
+        for gpu in slots:
+            queue.put(gpu)
+        parallel = min(parallel, len(slots))
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("hydra", None)
+    threads = fold_threads(cfg, parallel)
+    log.info("Training %d fold(s), %d at a time%s, %s torch thread(s) each", len(folds), parallel,
+             f" on GPU slots {slots}" if slots else "", threads or "default")
+    started, done, failed = time.time(), 0, []
+    jobs = (delayed(train_fold_in_worker)(plain, f.index, start_from.get(f.index), threads, queue) for f in folds)
+    for outcome in Parallel(n_jobs=parallel, backend="loky", return_as="generator_unordered")(jobs):
+        done += 1
+        if outcome["error"]:
+            failed.append(outcome)
+            log.error("fold %d failed (%d/%d): %s", outcome["index"], done, len(folds), outcome["error"])
+        else:
+            log_progress(outcome["index"], done, len(folds), started)
+    if failed:
+        names = ", ".join(f"fold {o['index']} ({o['error']})" for o in failed)
+        raise MERError(f"{len(failed)} of {len(folds)} fold(s) failed: {names}. The others are saved under "
+                       f"{Path(cfg.paths.output_dir) / 'folds'}; rerun the same command to train only what is missing.")
+
+
+def train_fold_in_worker(plain: dict, index: int, start_from: str | None, threads: int | None, queue) -> dict:
+    """One fold in a worker process: the same steps as the sequential runner, the fold written to disk."""
+    import torch
+
+    from mer_lightning.runner.fingerprint import fingerprint
+    from mer_lightning.runner.fold import check_predictions, train_fold
+    from mer_lightning.runner.run import build_folds, debug_limits
+    from mer_lightning.runner.store import write_fold
+    from mer_lightning.utils.errors import user_error
+    from mer_lightning.utils.instantiate import instantiate_strict
+    from mer_lightning.utils.resolvers import register_resolvers
+
+    register_resolvers()
+    cfg = OmegaConf.create(plain)
+    gpu = queue.get() if queue is not None else None
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        if gpu is not None:
+            cfg.trainer.devices = [gpu]
+        cfg.trainer.enable_progress_bar = False  # folds side by side: their logs say how far they are
+        dm = instantiate_strict(cfg.data, "data")
+        all_folds = build_folds(cfg, dm.load())
+        fold = next(f for f in all_folds if f.index == index)
+        current = fingerprint(cfg, dm.preprocessing.options())
+        fold_dir = Path(cfg.paths.output_dir) / "folds" / f"fold_{index:02d}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        limits = debug_limits(cfg)
+        run = train_fold(cfg, dm, fold, fold_dir, start_from, current)
+        check_predictions(dm, fold, run.test, bool(limits))
+        write_fold(fold_dir, fold, run, dm.class_names, current, limits, all_folds)
+        return {"index": index, "error": ""}
+    except Exception as err:  # noqa: BLE001 - reported by the parent, the other folds go on
+        cause = user_error(err) or err
+        return {"index": index, "error": f"{type(cause).__name__}: {cause}"}
+    finally:
+        if queue is not None and gpu is not None:
+            queue.put(gpu)
