@@ -30,7 +30,7 @@ train: install
 	$(PY) -m mer_lightning.train $(ARGS)
 
 test: install
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n 2 $(ARGS)
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" -x $(ARGS)
