@@ -90,8 +90,7 @@ def train_fold_in_worker(plain: dict, index: int, start_from: str | None, thread
     import torch
 
     from mer_lightning.runner.fingerprint import fingerprint
-    from mer_lightning.runner.fold import check_predictions, train_fold
-    from mer_lightning.runner.run import build_folds, debug_limits
+    from mer_lightning.runner.run import build_folds, debug_limits, train_one
     from mer_lightning.runner.store import write_fold
     from mer_lightning.utils.errors import user_error
     from mer_lightning.utils.instantiate import instantiate_strict
@@ -110,12 +109,10 @@ def train_fold_in_worker(plain: dict, index: int, start_from: str | None, thread
         all_folds = build_folds(cfg, dm.load())
         fold = next(f for f in all_folds if f.index == index)
         current = fingerprint(cfg, dm.preprocessing.options())
-        fold_dir = Path(cfg.paths.output_dir) / "folds" / f"fold_{index:02d}"
-        fold_dir.mkdir(parents=True, exist_ok=True)
-        limits = debug_limits(cfg)
-        run = train_fold(cfg, dm, fold, fold_dir, start_from, current)
-        check_predictions(dm, fold, run.test, bool(limits))
-        write_fold(fold_dir, fold, run, dm.class_names, current, limits, all_folds)
+        out_dir = Path(cfg.paths.output_dir)
+        run = train_one(cfg, dm, fold, out_dir, start_from, current, finished=0)
+        write_fold(out_dir / "folds" / f"fold_{index:02d}", fold, run, dm.class_names, current, debug_limits(cfg),
+                   all_folds)
         return {"index": index, "error": ""}
     except Exception as err:  # noqa: BLE001 - reported by the parent, the other folds go on
         cause = user_error(err) or err
