@@ -68,6 +68,11 @@ def say_lightning_notes_once() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _Once) for f in logger.filters):
             logger.addFilter(_Once())
+    if logging.getLogger().handlers:  # Hydra's console + train.log handlers: Lightning's own would print twice
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logger = logging.getLogger(name)
+            for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
+                logger.removeHandler(handler)
     warnings.filterwarnings("once", module=r"lightning(\.|$)")
     warnings.filterwarnings("once", module=r"pytorch_lightning(\.|$)")
 
