@@ -42,7 +42,7 @@ test-fast: install
 # recipes: pooled LOSO UF1 and wall time of each model preset beside the linear flow baseline, on the
 #   realistic embedded data in the CASME II and SAMM layouts (the longest part: about an hour on 2 CPU
 #   cores, timm x 2 layouts most of it; `ARGS` goes to bench_data only: run bench_recipes.py --help)
-# parallel: one LOSO protocol sequential vs protocol.parallel=2, wall-time ratio, identical predictions
+# parallel: one LOSO protocol sequential vs runner.parallel=2, wall-time ratio, identical predictions
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)

@@ -1,7 +1,7 @@
-"""Parallel folds benchmark (`make bench`): one LOSO protocol, sequential vs `protocol.parallel=N`,
+"""Parallel folds benchmark (`make bench`): one LOSO protocol, sequential vs `runner.parallel=N`,
 side by side in one run, on the realistic embedded data (CASME II layout, `--subjects` folds).
 
-Both modes run the real entry point with the same seed and `protocol.threads_per_fold` (1 by
+Both modes run the real entry point with the same seed and `runner.threads_per_fold` (1 by
 default), so their predictions must be identical; the table says whether they are, and the wall
 time ratio. Not a test: nothing here asserts a time.
 
@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def run(root: Path, out: Path, cache: Path, args: argparse.Namespace, parallel: int) -> float:
     env = dict(os.environ, HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", WANDB_MODE="offline")
     command = [sys.executable, "-m", "mer_lightning.train", "data=casme2", f"data.root={root}", "protocol=loso",
-               f"model={args.model}", f"trainer.max_epochs={args.epochs}", f"protocol.parallel={parallel}",
-               f"protocol.threads_per_fold={args.threads}", "~logger", "extras.print_config=false",
+               f"model={args.model}", f"trainer.max_epochs={args.epochs}", f"runner.parallel={parallel}",
+               f"runner.threads_per_fold={args.threads}", "~logger", "extras.print_config=false",
                f"paths.cache_dir={cache}", f"hydra.run.dir={out}"]
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -58,7 +58,7 @@ def main() -> None:
         print(f"\nLOSO, {args.subjects} folds, model={args.model}, {args.epochs} epochs, {args.threads} torch thread(s) "
               f"per fold; {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}")
         print(f"| mode | wall (s) | ratio |\n|---|---|---|\n| sequential | {seconds['sequential']:.1f} | 1.00 |")
-        print(f"| protocol.parallel={args.parallel} | {seconds['parallel']:.1f} | "
+        print(f"| runner.parallel={args.parallel} | {seconds['parallel']:.1f} | "
               f"{seconds['sequential'] / seconds['parallel']:.2f}x faster |")
         print(f"identical predictions.csv: {'yes' if same else 'NO'}")
     finally:

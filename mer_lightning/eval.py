@@ -19,7 +19,7 @@ from mer_lightning.evaluation.results import fold_frame, fold_record, pooled_res
 from mer_lightning.models.factory import build_model
 from mer_lightning.runner.checkpoints import read_meta
 from mer_lightning.runner.fold import check_predictions
-from mer_lightning.runner.run import debug_limits
+from mer_lightning.runner.folds import debug_limits, drop_moved_keys
 from mer_lightning.utils.errors import MERError, exit_on_user_error
 from mer_lightning.utils.instantiate import instantiate_strict
 from mer_lightning.utils.resolvers import register_resolvers
@@ -54,6 +54,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise MERError("eval tests one saved checkpoint: give ckpt_path=<run dir>/folds/fold_00/checkpoints/best.ckpt "
                        "(to re-test every fold of a run: python -m mer_lightning.train train=false ckpt_path=<run dir>)")
+    drop_moved_keys(cfg)
     out_dir = start_run(cfg)
     meta = read_meta(cfg.ckpt_path)
     apply_stored_configs(cfg, meta)

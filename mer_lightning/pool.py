@@ -1,7 +1,7 @@
 """Pool a run directory whose folds were trained apart: `python -m mer_lightning.pool <run dir>`.
 
 The folds of one protocol may be trained by separate jobs into one run directory (a SLURM job
-array: `python -m mer_lightning.train -m protocol=loso 'protocol.folds=range(26)' protocol.pool=false
+array: `python -m mer_lightning.train -m protocol=loso 'runner.folds=range(26)' runner.pool=false
 hydra/launcher=submitit_slurm hydra.sweep.dir=<run dir> hydra.sweep.subdir=.`). This reads every
 finished `folds/fold_XX/fold.json`, refuses a run with a missing fold or with folds of different
 configurations (naming them), and writes the same pooled report `train` writes.
@@ -19,6 +19,8 @@ from omegaconf import OmegaConf
 from mer_lightning.evaluation.report import write_report
 from mer_lightning.evaluation.results import pooled_results
 from mer_lightning.runner.fingerprint import differences
+from mer_lightning.runner.run import add_reference
+from mer_lightning.runner.selection import inner_folds, selection_mode
 from mer_lightning.utils.errors import MERError, exit_on_user_error
 from mer_lightning.utils.rich_utils import print_results
 
@@ -46,12 +48,27 @@ def check_complete(records: list[dict]) -> None:
         shown = ", ".join(f"{i} (test: {', '.join(expected[i])})" for i in missing[:10])
         raise MERError(f"{len(missing)} of {len(expected)} fold(s) are missing: {shown}"
                        f"{' ...' if len(missing) > 10 else ''}. Train them into the same directory "
-                       f"(protocol.folds={missing}) and pool again.")
+                       f"(runner.folds={missing}) and pool again.")
     for record in records[1:]:
         diff = differences(first.get("fingerprint"), record.get("fingerprint") or {})
         if diff or record.get("protocol_folds") != expected:
             raise MERError(f"fold {record['index']} was made with another configuration than fold {first['index']} "
                            f"({'; '.join(diff[:4]) or 'other folds'}): a pooled result would mix them")
+
+
+def pool_reference(cfg, run_dir: Path, records: list[dict]) -> dict | None:
+    """The classical reference on the run's folds (`report.reference`), as `train` adds it when it pools."""
+    from mer_lightning.runner.folds import build_folds
+    from mer_lightning.runner.reference import reference_name, run_reference
+    from mer_lightning.utils.instantiate import instantiate_strict
+    from mer_lightning.utils.resolvers import register_resolvers
+
+    if reference_name(cfg) is None:
+        return None
+    register_resolvers()
+    dm = instantiate_strict(cfg.data, "data")
+    folds = {f.index: f for f in build_folds(cfg, dm.load())}
+    return run_reference(cfg, dm, [folds[r["index"]] for r in records if r["index"] in folds], run_dir)
 
 
 def pool_run(run_dir: str | Path) -> dict:
@@ -67,11 +84,14 @@ def pool_run(run_dir: str | Path) -> dict:
     vals = [pd.read_csv(r["dir"] / "val_predictions.csv") if (r["dir"] / "val_predictions.csv").is_file() else None
             for r in records]
     limits = sorted({limit for r in records for limit in r.get("debug_limits") or []})
-    folds = [{k: r[k] for k in ("index", "test_subjects", "selection", "checkpoint", "metrics", "val_metrics") if k in r}
-             for r in records]
+    folds = [{k: r[k] for k in ("index", "test_subjects", "selection", "details", "checkpoint", "metrics",
+                                "val_metrics") if k in r} for r in records]
     protocol = OmegaConf.to_container(cfg.protocol, resolve=True)
-    protocol["folds"] = None
     results = pooled_results(cfg, classes, tests, folds, protocol=protocol, val_frames=vals, partial=limits)
+    results["selection"] = {"mode": selection_mode(cfg), "inner_folds": inner_folds(cfg) or None}
+    reference = pool_reference(cfg, run_dir, records)
+    if reference is not None:
+        results = add_reference(results, reference)
     write_report(run_dir, results, pd.concat(tests, ignore_index=True), classes)
     print_results(results)
     return results

@@ -33,10 +33,13 @@ log = logging.getLogger(__name__)
 def train(cfg: DictConfig) -> dict:
     """Run the configured protocol; raises MERError on bad input (tests call this directly)."""
     # torch and Lightning are imported here, once the config composed: a config error is reported at once
-    from mer_lightning.runner import run_protocol
+    # (and Lightning's console lines go through Hydra's logging)
+    from mer_lightning.runner.folds import drop_moved_keys
+    from mer_lightning.runner.run import run_protocol
 
+    drop_moved_keys(cfg)
     check_objective(cfg, sweep=is_multirun())
-    fold_job = not cfg.protocol.get("pool", True)  # a job array's task: its folds only, pooled later
+    fold_job = not cfg.runner.get("pool", True)  # a job array's task: its folds only, pooled later
     with run_lock(Path(cfg.paths.output_dir), shared=fold_job), sigterm_stops_run():
         start_run(cfg)
         datamodule = instantiate_strict(cfg.data, "data")

@@ -21,6 +21,7 @@ from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
+from mer_lightning.runner.folds import drop_moved_keys  # noqa: E402
 from mer_lightning.utils.resolvers import register_resolvers  # noqa: E402
 
 register_resolvers()
@@ -61,6 +62,7 @@ def compose_cfg(config_name: str, out_dir: Path, overrides: list[str]) -> DictCo
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "conf")):
         cfg = compose(config_name=config_name, return_hydra_config=True, overrides=overrides)
+    drop_moved_keys(cfg)  # as every entry point does first: `protocol.<runner key>` placeholders go
     with open_dict(cfg):
         cfg.paths.output_dir = str(out_dir)
         cfg.hydra.runtime.output_dir = str(out_dir)

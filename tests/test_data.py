@@ -104,12 +104,14 @@ def test_leak_guard_stops_a_forced_leak():
 
 
 def test_a_key_the_protocol_does_not_take_is_named():
-    with pytest.raises(MERError, match=r"protocol.val_subject is not a key of protocol \(loso\); known: val_subjects, "
-                                       r"folds, resume, parallel, folds_per_gpu, threads_per_fold, pool \(did you mean val_subject -> val_subjects\?\)"):
+    with pytest.raises(MERError, match=r"protocol.val_subject is not a key of protocol \(loso\); known: val_subjects "
+                                       r"\(did you mean val_subject -> val_subjects\?\)"):
         make_folds(_table(), "loso", val_subject=1)
     with pytest.raises(MERError, match=r"protocol.test_subjects is not a key of protocol \(loso\)"):
         make_folds(_table(), "loso", test_subjects=2, seed=0)
-    assert len(make_folds(_table(), "holdout", test_subjects=2, val_subjects=1, seed=0, folds=None, resume=True)) == 1
+    assert len(make_folds(_table(), "holdout", test_subjects=2, val_subjects=1, seed=0)) == 1
+    with pytest.raises(MERError, match=r"protocol.folds is not a key of protocol \(holdout\)"):  # a runner key now
+        make_folds(_table(), "holdout", test_subjects=2, seed=0, folds=None)
 
 
 def test_two_synthetic_layouts_coexist(tmp_path):

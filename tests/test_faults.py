@@ -16,7 +16,7 @@ from mer_lightning.utils.errors import MERError, exit_on_user_error
 from tests.conftest import TINY, run_cli, sigterm_once
 
 FAST = ["debug=limit", "trainer.max_epochs=1", "protocol.val_subjects=1"]
-LOSO2 = ["protocol=loso", "protocol.folds=[0,1]", *FAST]
+LOSO2 = ["protocol=loso", "runner.folds=[0,1]", *FAST]
 
 
 # -- evaluation that can be trusted ----------------------------------------------------------------
@@ -26,11 +26,11 @@ def test_resume_refuses_finished_folds_of_another_configuration(train_cfg, tmp_p
     before = (out / "folds/fold_00/predictions.csv").read_text()
     for change, key in (("model.optimizer.lr=0.01", "model.optimizer.lr"), ("seed=7", "seed"),
                         ("trainer.max_epochs=2", "trainer.max_epochs"), ("model=cnn", "model.")):
-        with pytest.raises(MERError, match=rf"another configuration \(.*{key}.*protocol.resume=false"):
+        with pytest.raises(MERError, match=rf"another configuration \(.*{key}.*runner.resume=false"):
             train(train_cfg(*LOSO2, change, out=out))
     assert (out / "folds/fold_00/predictions.csv").read_text() == before, "nothing finished is touched"
-    # protocol.resume=false: a fresh start; the earlier folders are moved aside, never mixed
-    train(train_cfg(*LOSO2, "model.optimizer.lr=0.01", "protocol.resume=false", out=out))
+    # runner.resume=false: a fresh start; the earlier folders are moved aside, never mixed
+    train(train_cfg(*LOSO2, "model.optimizer.lr=0.01", "runner.resume=false", out=out))
     assert len(list((out / "folds").glob("fold_00.replaced-*"))) == 1
     record = json.loads((out / "folds/fold_00/fold.json").read_text())
     assert record["fingerprint"]["model.optimizer.lr"] == 0.01
@@ -38,22 +38,22 @@ def test_resume_refuses_finished_folds_of_another_configuration(train_cfg, tmp_p
 
 def test_an_interrupted_fold_resumes_only_with_its_own_configuration(train_cfg, tmp_path):
     out = tmp_path / "run"
-    train(train_cfg("protocol=loso", "protocol.folds=[0]", *FAST, out=out))
+    train(train_cfg("protocol=loso", "runner.folds=[0]", *FAST, out=out))
     for finished in ("predictions.csv", "val_predictions.csv", "fold.json"):  # as if it was killed mid-fold
         (out / "folds/fold_00" / finished).unlink()
-    with pytest.raises(MERError, match=r"last.ckpt was made with another configuration \(model.dropout: 0.0 -> 0.1.*protocol.resume=false"):
-        train(train_cfg("protocol=loso", "protocol.folds=[0]", *FAST, "model.dropout=0.1", out=out))
+    with pytest.raises(MERError, match=r"last.ckpt was made with another configuration \(model.dropout: 0.0 -> 0.1.*runner.resume=false"):
+        train(train_cfg("protocol=loso", "runner.folds=[0]", *FAST, "model.dropout=0.1", out=out))
 
 
 def test_a_checkpoint_is_used_only_for_its_own_fold(train_cfg, tmp_path):
     first = tmp_path / "first"
     train(train_cfg(*LOSO2, out=first))
     fold1 = first / "folds/fold_01/checkpoints/last.ckpt"
-    with pytest.raises(MERError, match=r"belongs to fold 1 \(test: sub02\).*protocol.folds=\[0\] does not select"):
-        train(train_cfg("protocol=loso", "protocol.folds=[0]", *FAST, f"ckpt_path={fold1}", out=tmp_path / "a"))
+    with pytest.raises(MERError, match=r"belongs to fold 1 \(test: sub02\).*runner.folds=\[0\] does not select"):
+        train(train_cfg("protocol=loso", "runner.folds=[0]", *FAST, f"ckpt_path={fold1}", out=tmp_path / "a"))
     # applied to its own fold only: fold 1 resumes from it (epoch 1 -> 2), fold 0 trains from scratch
     out = tmp_path / "b"
-    train(train_cfg(*LOSO2, "trainer.max_epochs=2", f"ckpt_path={fold1}", out=out))
+    train(train_cfg(*LOSO2, "trainer.max_epochs=2", "runner.selection=last", f"ckpt_path={fold1}", out=out))
     import torch
 
     assert torch.load(out / "folds/fold_01/checkpoints/last.ckpt", weights_only=True)["epoch"] == 1
@@ -73,7 +73,7 @@ def test_train_false_tests_every_fold_with_its_own_checkpoint(train_cfg, tmp_pat
 
 def test_validation_is_pooled_and_is_the_default_objective(train_cfg, tmp_path):
     out = tmp_path / "run"
-    results = train(train_cfg("protocol=loso", "protocol.folds=[0,1,2]", *FAST, out=out))
+    results = train(train_cfg("protocol=loso", "runner.folds=[0,1,2]", *FAST, out=out))
     val = pd.concat(pd.read_csv(out / f"folds/fold_0{i}/val_predictions.csv") for i in range(3))
     test = pd.read_csv(out / "predictions.csv")
     for fold in range(3):
@@ -105,8 +105,8 @@ def test_debug_runs_are_labelled_and_every_test_clip_is_checked(train_cfg, tmp_p
     results = train(train_cfg("debug=fast_dev_run", out=out))
     assert not results["complete"] and "trainer.fast_dev_run=True" in results["not_a_protocol_result"][0]
     assert (out / "results.md").read_text().startswith("> **Not a protocol result**")
-    partial = train(train_cfg("protocol=loso", "protocol.folds=[0]", *FAST, out=tmp_path / "partial"))
-    assert partial["not_a_protocol_result"] == ["protocol.folds=[0]: 1 of 6 folds"]
+    partial = train(train_cfg("protocol=loso", "runner.folds=[0]", *FAST, out=tmp_path / "partial"))
+    assert partial["not_a_protocol_result"] == ["runner.folds=[0]: 1 of 6 folds"]
     # a model that loses a test clip on the way: refused, never reported
     real = module.MERModule._gather_unique
     monkeypatch.setattr(module.MERModule, "_gather_unique", lambda self, local: {
@@ -206,10 +206,11 @@ def test_sigterm_during_validation_then_one_rerun_finishes(train_cfg, tmp_path, 
     real = fold_module.instantiate_callbacks
     monkeypatch.setattr(fold_module, "instantiate_callbacks", lambda *a, **k: [*real(*a, **k), SigtermInValidation()])
     out = tmp_path / "run"
-    overrides = ["protocol=loso", "protocol.folds=[0]", "debug=limit", "trainer.max_epochs=3", "protocol.val_subjects=1"]
+    overrides = ["protocol=loso", "runner.folds=[0]", "debug=limit", "trainer.max_epochs=3", "protocol.val_subjects=1"]
     with pytest.raises(SystemExit) as stop:
         train(train_cfg(*overrides, out=out))
-    assert stop.value.code == 143 and (out / "folds/fold_00/checkpoints/last.ckpt").is_file()
+    # refit: the SIGTERM came in the selection pass, whose last.ckpt the rerun resumes from
+    assert stop.value.code == 143 and (out / "folds/fold_00/selection/split_0/checkpoints/last.ckpt").is_file()
     monkeypatch.setattr(fold_module, "instantiate_callbacks", real)
     results = train(train_cfg(*overrides, out=out))  # the first rerun finishes
     assert results["folds"][0]["metrics"]["n"] == 10

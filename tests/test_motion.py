@@ -222,23 +222,37 @@ def test_every_preset_takes_the_default_motion_input(train_cfg, model):
 
 
 def test_linear_is_logistic_regression_on_pooled_flow(train_cfg):
+    """model=linear: the flow average-pooled to 8x8 (3 x 64 features), standardised, and one linear layer
+    fitted by L-BFGS to scikit-learn's LogisticRegression optimum."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     from mer_lightning.models.factory import ClipShape, build_model
 
-    cfg = train_cfg("model=linear")
+    cfg = train_cfg("model=linear", "data.num_frames=1")
     model = build_model(cfg.model, ClipShape.of(cfg.data, 5))
-    weights = [p for p in model.parameters() if p.requires_grad]
-    assert [tuple(p.shape) for p in weights] == [(5, 3 * 8 * 8), (5,)]
-    x = torch.rand(2, 1, 3, 32, 32)
-    expected = torch.nn.functional.adaptive_avg_pool2d(x[:, 0], 8).flatten(1) @ weights[0].T + weights[1]
-    torch.testing.assert_close(model(x), expected)
+    assert [tuple(p.shape) for p in model.parameters()] == [(5, 3 * 8 * 8), (5,)]
+    generator = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 5
+    x = torch.rand(60, 1, 3, 32, 32, generator=generator) + 0.05 * y[:, None, None, None, None] * (
+        torch.arange(32) < 16).float()
+    features = model.features(x)
+    torch.testing.assert_close(features, torch.nn.functional.adaptive_avg_pool2d(x[:, 0], 8).flatten(1))
+    model.fit_features(features, y)
+    sklearn = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, tol=1e-10, max_iter=10_000))
+    sklearn.fit(features.double().numpy(), y.numpy())
+    expected = torch.from_numpy(sklearn.predict_proba(features.double().numpy())).float()
+    torch.testing.assert_close(model.predict_features(features), expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(model(x).softmax(-1), expected, atol=1e-4, rtol=0)
 
 
 def test_a_recipe_learns_above_chance_on_the_tiny_realistic_set(train_cfg, tmp_path):
     """A loose floor (chance UF1 = 0.2 over 5 classes), not a timing: motion at face resolution learns."""
     from mer_lightning.train import train
 
-    cfg = train_cfg("model=cnn", "trainer.max_epochs=15", "protocol.val_subjects=0", "callbacks=none",
-                    "data.batch_size=8", out=tmp_path / "run")
+    cfg = train_cfg("model=cnn", "trainer.max_epochs=15", "runner.selection=last", "data.batch_size=8",
+                    out=tmp_path / "run")
     train(cfg)
     metrics = json.loads((tmp_path / "run/results.json").read_text())["metrics"]
     assert metrics["protocol/uf1"] >= 0.45, metrics

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-import mer_lightning.runner.run as runner
+import mer_lightning.runner.fold as runner
 from mer_lightning.data import splits
 from mer_lightning.train import train
 from mer_lightning.utils.errors import LeakError, MERError
@@ -41,7 +41,7 @@ def test_loso_tests_every_sample_once_and_pools(train_cfg, tmp_path):
 
 def test_subject_kfold_and_fold_subset(train_cfg, tmp_path):
     out = tmp_path / "kfold"
-    train(train_cfg("protocol=subject_kfold", "protocol.k=3", "protocol.folds=[0,2]", *FAST, out=out))
+    train(train_cfg("protocol=subject_kfold", "protocol.k=3", "runner.folds=[0,2]", *FAST, out=out))
     results, preds = _read(out)
     assert [f["index"] for f in results["folds"]] == [0, 2]
     assert sorted(p.name for p in (out / "folds").iterdir()) == ["fold_00", "fold_02"]
@@ -50,7 +50,7 @@ def test_subject_kfold_and_fold_subset(train_cfg, tmp_path):
 
 def test_unknown_fold_index_is_refused(train_cfg, tmp_path):
     with pytest.raises(MERError, match="no fold"):
-        train(train_cfg("protocol=loso", "protocol.folds=[42]", *FAST))
+        train(train_cfg("protocol=loso", "runner.folds=[42]", *FAST))
 
 
 def test_crash_keeps_finished_folds_and_rerun_resumes(train_cfg, tmp_path, monkeypatch):
@@ -83,13 +83,13 @@ def test_crash_keeps_finished_folds_and_rerun_resumes(train_cfg, tmp_path, monke
 
 def test_stale_fold_results_are_not_trusted(train_cfg, tmp_path):
     out = tmp_path / "stale"
-    train(train_cfg("protocol=loso", "protocol.folds=[0]", *FAST, out=out))
+    train(train_cfg("protocol=loso", "runner.folds=[0]", *FAST, out=out))
     preds = out / "folds/fold_00/predictions.csv"
     frame = pd.read_csv(preds)
     frame.loc[0, "sample_id"] = "synthetic/sub09/EP99_01"
     frame.to_csv(preds, index=False)
     with pytest.raises(MERError, match="other samples"):
-        train(train_cfg("protocol=loso", "protocol.folds=[0]", *FAST, out=out))
+        train(train_cfg("protocol=loso", "runner.folds=[0]", *FAST, out=out))
 
 
 def test_selecting_on_the_test_fold_is_refused(train_cfg):
@@ -97,17 +97,20 @@ def test_selecting_on_the_test_fold_is_refused(train_cfg):
         train(train_cfg("protocol=loso", *FAST, "callbacks.model_checkpoint.monitor=test/uf1"))
 
 
-def test_selecting_without_validation_subjects_is_refused(train_cfg):
-    with pytest.raises(MERError, match="no validation subjects"):
-        train(train_cfg("protocol=loso", "debug=limit", "trainer.max_epochs=1", "protocol.val_subjects=0"))
+@pytest.mark.parametrize("mode,said", [("val", "has no validation subjects.*runner.selection=last"),
+                                       ("refit", "picks the epoch count on validation subjects and this fold has none")])
+def test_selecting_without_validation_subjects_is_refused(train_cfg, mode, said):
+    with pytest.raises(MERError, match=said):
+        train(train_cfg("protocol=loso", "debug=limit", "trainer.max_epochs=1", "protocol.val_subjects=0",
+                        f"runner.selection={mode}"))
 
 
 def test_fixed_epochs_without_validation_runs(train_cfg, tmp_path):
     out = tmp_path / "fixed"
-    train(train_cfg("protocol=loso", "protocol.folds=[0]", "debug=limit", "trainer.max_epochs=1",
-                    "protocol.val_subjects=0", "callbacks=none", out=out))
+    train(train_cfg("protocol=loso", "runner.folds=[0]", "debug=limit", "trainer.max_epochs=1",
+                    "protocol.val_subjects=0", "callbacks=none", "runner.selection=val", out=out))
     results, _ = _read(out)
-    assert results["folds"][0]["selection"] == "last epoch"
+    assert results["folds"][0]["selection"] == "val: last epoch"
 
 
 def test_a_forced_leak_stops_the_run(train_cfg, tmp_path, monkeypatch):
@@ -137,7 +140,7 @@ def test_sigterm_saves_and_the_same_command_resumes(tmp_path, tiny_root):
 
     out = tmp_path / "preempted"
     command = [sys.executable, "-m", "mer_lightning.train", *TINY, f"data.root={tiny_root}", "protocol=loso",
-               "protocol.folds=[0,1]", "protocol.val_subjects=1", "trainer.max_epochs=40",
+               "runner.folds=[0,1]", "runner.selection=val", "protocol.val_subjects=1", "trainer.max_epochs=40",
                "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", f"hydra.run.dir={out}"]
     stopped = sigterm_once(command, ready=out / "folds/fold_01/checkpoints/last.ckpt")
     err = stopped.stderr

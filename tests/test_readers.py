@@ -313,7 +313,7 @@ def _composite_cfg(trees, out: Path, *overrides: str):
 def test_composite_loso_reports_per_source(trees, tmp_path):
     from mer_lightning.train import train
 
-    cfg = _composite_cfg(trees, tmp_path / "loso", "protocol.folds=[0,3]")
+    cfg = _composite_cfg(trees, tmp_path / "loso", "runner.folds=[0,3]")
     assert cfg.protocol.name == "loso"  # data=composite brings LOSO
     results = train(cfg)
     assert [f["test_subjects"] for f in results["folds"]] == [["casme2/sub01"], ["samm/006"]]

@@ -219,7 +219,7 @@ def test_train_fast_dev_run_on_mmew(trees, tmp_path):
     cfg = compose_cfg("train.yaml", tmp_path / "run", [
         "data=mmew", f"data.root={trees['mmew']}", "data.image_size=16", "data.num_frames=2", "data.cache_dir=null",
         "data.batch_size=4", "data.face=none", "debug=fast_dev_run", "protocol.val_subjects=1",
-        "protocol.folds=[0]"])
+        "runner.folds=[0]"])
     assert cfg.protocol.name == "loso"
     results = train(cfg)
     assert [f["test_subjects"] for f in results["folds"]] == [["S01"]]

@@ -14,7 +14,7 @@ def test_failing_job_does_not_stop_the_sweep_and_report_lists_it(tmp_path, tiny_
     # the second job asks for a fold that does not exist: it fails, the others go on
     proc = run_cli("mer_lightning.train", "-m", *TINY, f"data.root={tiny_root}", "debug=limit",
                    "trainer.max_epochs=1", "protocol=loso", "protocol.val_subjects=1",
-                   "protocol.folds=[0],[99],[1]", f"hydra.sweep.dir={sweep}")
+                   "runner.folds=[0],[99],[1]", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert "error: 1 of 3 job(s) failed" in proc.stderr, "the exit status and one line say so"
     table = pd.read_csv(sweep / "sweep.csv")

@@ -27,7 +27,8 @@ def test_run_writes_report_and_best_checkpoint(train_cfg, tmp_path):
     cfg = train_cfg("debug=limit")
     train(cfg)
     out = tmp_path / "run"
-    assert (out / "folds/fold_00/checkpoints/best.ckpt").is_file()
+    fold = json.loads((out / "folds/fold_00/fold.json").read_text())
+    assert fold["checkpoint"] == "checkpoints/last.ckpt" and (out / "folds/fold_00/checkpoints/last.ckpt").is_file()
     md = (out / "results.md").read_text()
     assert "UF1" in md and "![curves](curves.png)" in md and "![confusion matrix](confusion_matrix.png)" in md
     assert (out / "curves.png").stat().st_size > 5000, "learning curves from the CSV logger's files"
@@ -37,11 +38,11 @@ def test_run_writes_report_and_best_checkpoint(train_cfg, tmp_path):
 
 def test_resume_from_checkpoint_continues_epochs(train_cfg, tmp_path):
     first = tmp_path / "first"
-    train(train_cfg("debug=limit", "trainer.max_epochs=1", out=first))
+    train(train_cfg("debug=limit", "trainer.max_epochs=1", "runner.selection=last", out=first))
     last = first / "folds/fold_00/checkpoints/last.ckpt"
     assert torch.load(last, weights_only=True)["epoch"] == 0
     second = tmp_path / "second"
-    train(train_cfg("debug=limit", "trainer.max_epochs=3", f"ckpt_path={last}", out=second))
+    train(train_cfg("debug=limit", "trainer.max_epochs=3", "runner.selection=last", f"ckpt_path={last}", out=second))
     resumed = torch.load(second / "folds/fold_00/checkpoints/last.ckpt", weights_only=True)
     assert resumed["epoch"] == 2
     logged = (second / "csv/fold_00/metrics.csv").read_text().splitlines()
@@ -59,7 +60,7 @@ def test_same_seed_same_result(train_cfg, tmp_path):
 
 def test_eval_reproduces_test_metrics(train_cfg, tmp_path, tiny_root):
     results = train(train_cfg("debug=limit"))
-    ckpt = tmp_path / "run/folds/fold_00/checkpoints/best.ckpt"
+    ckpt = tmp_path / "run/folds/fold_00" / json.loads((tmp_path / "run/folds/fold_00/fold.json").read_text())["checkpoint"]
     out = tmp_path / "eval"
     proc = run_cli("mer_lightning.eval", f"ckpt_path={ckpt}", f"hydra.run.dir={out}", "extras.print_config=false",
                    "trainer.accelerator=cpu")

@@ -23,10 +23,10 @@ def test_wandb_logger_run_offline(train_cfg, tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
-    cfg = train_cfg("logger=wandb", "debug=limit", "trainer.max_epochs=1", "protocol=loso", "protocol.folds=[0,1]",
+    cfg = train_cfg("logger=wandb", "debug=limit", "trainer.max_epochs=1", "protocol=loso", "runner.folds=[0,1]",
                     "protocol.val_subjects=1")
     assert cfg.logger.wandb.offline is True
     train(cfg)
     runs = sorted((tmp_path / "run" / "wandb").glob("offline-run-*"))
-    assert len(runs) == 3  # one run per fold, one summary run with the pooled metrics
+    assert len(runs) == 5  # per fold: its selection pass and its refit (runner.selection=refit); one summary run
     assert json.loads((tmp_path / "run/results.json").read_text())["metrics"]["protocol/uf1"] >= 0

@@ -129,6 +129,7 @@ class MERDataModule(pl.LightningDataModule):
         flow: str = "farneback",
         flow_size: int | None = None,
         flow_scaling: str = "maxabs",
+        flow_scale: float = 2.0,
         grayscale: bool | None = None,
         cache_dir: str | None = None,
         augment: Any = None,
@@ -142,7 +143,7 @@ class MERDataModule(pl.LightningDataModule):
                                            num_frames=num_frames, image_size=image_size,
                                            channels=1 if grayscale else 3, flow=flow,
                                            flow_size=int(flow_size) if flow_size else None,
-                                           flow_scaling=flow_scaling)
+                                           flow_scaling=flow_scaling, flow_scale=float(flow_scale))
         # the clip shape (T, C, H, W), as the preprocessing makes it
         self.num_frames, self.channels, self.image_size = self.preprocessing.shape[:3]
         if channels is not None and int(channels) != self.channels:

@@ -32,7 +32,10 @@ by default (`data.flow_scaling=maxabs`) u and v become 0.5 + u / (2 max|u|), so 
 in every clip and every step and the sign is kept, and strain becomes strain / max(strain);
 `minmax` scales each channel min-max (STSTNet's scaling, where zero motion lands at a different
 level in every clip: measured on the realistic embedded data, cnn_bilstm's pooled UF1 fell from 0.87
-to 0.80 with it). Differences map `(b - a) / 510 + 0.5` into [0, 1] (0.5 = no change).
+to 0.80 with it). Both throw away how large the motion was. `pixels` keeps it: one constant for
+every clip, u and v become 0.5 + u / (2 flow_scale) with u in pixels of the face at `flow_size`
+(a motion of `flow_scale` px reaches 0 or 1; larger ones go beyond), strain becomes
+strain / (0.1 flow_scale). Differences map `(b - a) / 510 + 0.5` into [0, 1] (0.5 = no change).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from mer_lightning.vision.flow import (
 INPUTS = ("frames", "diff", "flow", "diff_seq", "flow_seq")
 MOTION_INPUTS = ("diff", "flow", "diff_seq", "flow_seq")
 FACE_MODES = ("auto", *FACE_METHODS)
-FLOW_SCALINGS = ("maxabs", "minmax")
+FLOW_SCALINGS = ("maxabs", "minmax", "pixels")
 # bump when what `Preprocessing.process` computes changes: cached arrays are rebuilt
 PREPROCESSING_VERSION = 2
 
@@ -142,15 +145,22 @@ def flow_sequence(onset: np.ndarray, frames: np.ndarray, method: str) -> np.ndar
     return np.stack(steps).astype(np.float32)
 
 
-def normalise_flow(flow: np.ndarray, how: str = "maxabs") -> np.ndarray:
-    """Scale (T, 3, H, W) u, v, strain into [0, 1] per clip, jointly over all time steps.
+def normalise_flow(flow: np.ndarray, how: str = "maxabs", scale: float = 2.0) -> np.ndarray:
+    """Scale (T, 3, H, W) u, v, strain for the network, jointly over all time steps of a clip.
 
     `maxabs`: u and v become 0.5 + u / (2 max|u|), so no motion is 0.5 in every clip and step and the
     sign is kept; strain (never negative) becomes strain / max(strain). `minmax`: each channel
-    min-max scaled (STSTNet's scaling; where zero motion lands differs from clip to clip).
+    min-max scaled (STSTNet's scaling; where zero motion lands differs from clip to clip). Both per
+    clip. `pixels`: the same constant for every clip, so a larger motion stays larger: u and v
+    become 0.5 + u / (2 scale) (u in pixels), strain becomes strain / (0.1 scale).
     """
     if how == "minmax":
         return np.stack([minmax(flow[:, c]) for c in range(flow.shape[1])], axis=1)
+    if how == "pixels":
+        out = np.empty_like(flow, dtype=np.float32)
+        out[:, :2] = 0.5 + flow[:, :2] / (2.0 * scale)
+        out[:, 2:] = flow[:, 2:] / (0.1 * scale)
+        return out
     out = np.empty_like(flow, dtype=np.float32)
     for c in range(flow.shape[1]):
         peak = float(np.abs(flow[:, c]).max())
@@ -172,7 +182,8 @@ class Preprocessing:
     flow: str = "farneback"
     flow_size: int | None = None  # motion measured at this face size (None: at image_size)
     face_margin: float = 0.2
-    flow_scaling: str = "maxabs"  # how flow channels are scaled into [0, 1] (`normalise_flow`)
+    flow_scaling: str = "maxabs"  # how flow channels are scaled for the network (`normalise_flow`)
+    flow_scale: float = 2.0  # pixels at flow_size that `pixels` scaling maps to 0 or 1
 
     def __post_init__(self):
         if self.input not in INPUTS:
@@ -187,6 +198,9 @@ class Preprocessing:
             raise MERError(f"frames are decoded with 1 (grayscale) or 3 (RGB) channels, not {self.channels}")
         if self.flow_scaling not in FLOW_SCALINGS:
             raise MERError(f"unknown data.flow_scaling={self.flow_scaling}; choose one of {FLOW_SCALINGS}")
+        if not self.flow_scale > 0:
+            raise MERError(f"data.flow_scale={self.flow_scale}: give the motion in pixels (at data.flow_size) that "
+                           "data.flow_scaling=pixels maps to 0 or 1, e.g. 2.0")
         if self.flow_size is not None and int(self.flow_size) < 8:
             raise MERError(f"data.flow_size={self.flow_size} is too small to measure motion on; use 112-256 (the configs say 192) "
                            "(or null: at data.image_size)")
@@ -225,6 +239,8 @@ class Preprocessing:
             options.update(flow_size=self.work_size)
         if self.input in ("flow", "flow_seq"):
             options.update(flow=self.flow, flow_version=FLOW_VERSION, flow_scaling=self.flow_scaling)
+            if self.flow_scaling == "pixels":
+                options.update(flow_scale=float(self.flow_scale))
         return options
 
     # -- faces -----------------------------------------------------------------------------------
@@ -262,4 +278,5 @@ class Preprocessing:
         if self.input in ("diff", "diff_seq"):
             return resize_channels(diff_input(onset[None], frames), self.image_size).astype(np.float16)
         flow = flow_sequence(onset[0], frames[:, 0], self.flow)
-        return normalise_flow(resize_channels(flow, self.image_size), self.flow_scaling).astype(np.float16)
+        return normalise_flow(resize_channels(flow, self.image_size), self.flow_scaling,
+                              self.flow_scale).astype(np.float16)

@@ -166,7 +166,6 @@ def cross_dataset(table: SampleTable, train_on: str | list[str], test_on: str | 
 
 
 OFFICIAL_TEST = "<official test split>"
-RUNNER_KEYS = ("folds", "resume", "parallel", "folds_per_gpu", "threads_per_fold", "pool")  # read by the runner
 SUBJECT_PROTOCOLS = ("loso", "subject_kfold", "cross_dataset")
 PROTOCOLS = {"loso": loso, "subject_kfold": subject_kfold, "holdout": holdout, "cross_dataset": cross_dataset}
 
@@ -175,14 +174,13 @@ def make_folds(table: SampleTable, name: str, **options) -> list[Fold]:
     """The folds of protocol `name` over `table`, each checked by the leak guard.
 
     `options` are the protocol's keys (`protocol.val_subjects`, ...) and `seed`; a key the protocol
-    does not take is a MERError naming it (`protocol.folds` and `protocol.resume` belong to the runner).
+    does not take is a MERError naming it.
     """
     if name not in PROTOCOLS:
         raise MERError(f"unknown protocol '{name}'; known: {sorted(PROTOCOLS)}")
     protocol = PROTOCOLS[name]
     own = [p for p in inspect.signature(protocol).parameters if p not in ("table", "seed")]
-    check_keys(protocol, options, "protocol", shown_known=own, also=RUNNER_KEYS)
-    options = {k: v for k, v in options.items() if k not in RUNNER_KEYS}
+    check_keys(protocol, options, "protocol", shown_known=own)
     for key in ("val_subjects", "test_subjects"):
         if table.subjects or _is_list(options.get(key)):
             check_subject_option(key, options.get(key), table.subjects)

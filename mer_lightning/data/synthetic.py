@@ -100,6 +100,8 @@ class SyntheticSpec:
     frames; `emotions` (empty: the layout's usual ones) are written as that dataset spells them.
     `motion` is the range of the expression's peak displacement in pixels of the written frames;
     `frame_size` (width, height; empty: the layout's own, `FRAME_SIZES`) sets the frames' size.
+    `photos` (empty: all of `PHOTOS`, taken in turn) are the photographs identities are drawn from:
+    one photograph gives a set whose every subject is a variant of one face.
     """
 
     subjects: int = 10
@@ -112,6 +114,12 @@ class SyntheticSpec:
     cropped: bool = False
     seed: int = 0
     layout: str = "casme2"
+    photos: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        unknown = sorted(set(self.photos) - set(PHOTOS))
+        if unknown:
+            raise MERError(f"data.reader.photos: unknown photograph(s) {unknown}; choose from {list(PHOTOS)}")
 
     def folder_name(self) -> str:
         """`<layout>-<8 hex digits of the fingerprint>`: one folder per generated dataset."""
@@ -122,7 +130,8 @@ class SyntheticSpec:
         return {"subjects": self.subjects, "clips_per_class": self.clips_per_class,
                 "emotions": list(self.emotion_names), "min_frames": self.min_frames,
                 "max_frames": self.max_frames, "motion": list(self.motion), "frame_size": list(self.size),
-                "cropped": self.cropped, "seed": self.seed, "layout": self.layout, "version": 6}
+                "cropped": self.cropped, "seed": self.seed, "layout": self.layout, "version": 6,
+                **({"photos": list(self.photos)} if self.photos else {})}
 
     @property
     def emotion_names(self) -> tuple[str, ...]:
@@ -163,8 +172,9 @@ def synth_clips(spec: SyntheticSpec, first_frame: tuple[int, int] = (1, 400)) ->
     rng = np.random.default_rng(spec.seed)
     emotions = spec.emotion_names
     grayscale = spec.layout == "samm"  # SAMM's camera is monochrome
+    photos = spec.photos or PHOTOS
     for s in range(1, spec.subjects + 1):
-        identity = make_identity(rng, PHOTOS[(s - 1) % len(PHOTOS)], spec.size)
+        identity = make_identity(rng, photos[(s - 1) % len(photos)], spec.size)
         plan = [e for e in emotions for _ in range(spec.clips_per_class)]
         rng.shuffle(plan)
         for k, emotion in enumerate(plan, start=1):
@@ -334,14 +344,15 @@ def ensure_synthetic(root: str | Path, spec: SyntheticSpec | None = None) -> Pat
 def read_synthetic(root, layout: str = "casme2", subjects: int = 10, clips_per_class: int = 3,
                    emotions: Sequence[str] = (), min_frames: int = 10, max_frames: int = 18,
                    motion: Sequence[float] = (1.0, 3.0), frame_size: Sequence[int] = (), cropped: bool = False,
-                   seed: int = 0) -> SampleTable:
+                   seed: int = 0, photos: Sequence[str] = ()) -> SampleTable:
     """The reader of `data=synthetic`: generate the dataset on first use (`SyntheticSpec`: the same
     options) in its own folder `root/<layout>-<spec hash>` (so layouts and sweeps over the spec never
     replace each other's data; `root` itself when it holds exactly this dataset), then read it through
     the reader of the real dataset whose `layout` it imitates; its samples are marked `dataset="synthetic"`."""
     spec = SyntheticSpec(subjects=subjects, clips_per_class=clips_per_class, emotions=tuple(emotions),
                          min_frames=min_frames, max_frames=max_frames, motion=tuple(motion),
-                         frame_size=tuple(frame_size), cropped=cropped, seed=seed, layout=layout)
+                         frame_size=tuple(frame_size), cropped=cropped, seed=seed, layout=layout,
+                         photos=tuple(photos))
     root = Path(root)
     if _synthetic_fingerprint(root) != spec.fingerprint():  # `root` itself, when it is this very dataset
         root = root / spec.folder_name()

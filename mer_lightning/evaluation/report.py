@@ -11,40 +11,78 @@ from mer_lightning.data.splits import OFFICIAL_TEST
 from mer_lightning.utils.io import write_csv, write_json, write_text
 
 
-def selection_sentence(folds: list[dict]) -> str:
-    """How the tested models were chosen, from what each fold recorded."""
-    selections = sorted({f.get("selection") or "last epoch" for f in folds})
-    text = f"Model selection: {'; '.join(selections)}"
-    if any(s.startswith("best") for s in selections):
-        official = any(f["test_subjects"] == [OFFICIAL_TEST] for f in folds)
-        text += (", on the official validation part (never the test part)" if official else
-                 ", on validation subjects carved from each fold's training subjects (never the test subjects)")
-    return text + "."
+MODES = {
+    "refit": ("each fold's epoch count was chosen on validation subjects carved from its training subjects{inner}, "
+              "then a fresh model trained on every training subject for that many epochs and was tested once"),
+    "last": ("each fold's model trained on every training subject for a budget fixed before any subject was seen "
+             "({epochs} epochs) and its last epoch was tested"),
+    "val": ("each fold's tested checkpoint is the one that scored best on validation subjects carved from its "
+            "training subjects, which it never trained on"),
+}
+NEVER_TEST = ("No fold's epoch, checkpoint or setting was chosen on its test subjects (published MER code often "
+              "picks each fold's epoch on its test subject; this tool never does).")
+
+
+def selection_sentence(results: dict) -> str:
+    """How the tested models were chosen: the selection mode in words, and that the test subjects took no part."""
+    folds = results["folds"]
+    mode = (results.get("selection") or {}).get("mode")
+    if mode not in MODES:  # an older run, eval or pool of older folds: what each fold recorded
+        selections = sorted({f.get("selection") or "last epoch" for f in folds})
+        text = f"Model selection: {'; '.join(selections)}"
+        if any("best" in s for s in selections):
+            official = any(f["test_subjects"] == [OFFICIAL_TEST] for f in folds)
+            text += (", on the official validation part (never the test part)" if official else
+                     ", on validation subjects carved from each fold's training subjects (never the test subjects)")
+        return text + "."
+    inner = (results.get("selection") or {}).get("inner_folds")
+    epochs = sorted({(f.get("details") or {}).get("epochs") for f in folds} - {None})
+    shown = "/".join(str(e) for e in epochs) or "?"
+    text = MODES[mode].format(inner=f" ({inner} inner subject folds, pooled)" if inner else "", epochs=shown)
+    if mode == "refit" and epochs:
+        text += f" (epochs chosen per fold: {', '.join(str((f.get('details') or {}).get('epochs')) for f in folds)})"
+    return f"Model selection (runner.selection={mode}): {text}. {NEVER_TEST}"
 
 
 def results_markdown(results: dict, pictures: list[str] | tuple[str, ...] = ()) -> str:
     """A table a person would paste into a paper, with how each number was computed."""
     p, m, classes = results["pooled"], results["metrics"], results["classes"]
+    reference = results.get("reference")
     lines = [f"> {line}" for line in warnings(results)] + [""] if warnings(results) else []
     lines += [
         f"# {results.get('title', 'Results')}",
         "",
         f"Protocol: **{results['protocol']['name']}**, {len(results['folds'])} fold(s), "
-        f"{p['n']} test predictions. {selection_sentence(results['folds'])}",
+        f"{p['n']} test predictions. {selection_sentence(results)}",
         "",
-        "| metric | pooled over folds (headline) | mean ± std over folds |",
-        "|---|---|---|",
     ]
+    if reference:
+        lines += ["| metric | pooled over folds (headline) | mean ± std over folds | reference: "
+                  f"{reference['name']} (pooled) | model - reference |", "|---|---|---|---|---|"]
+    else:
+        lines += ["| metric | pooled over folds (headline) | mean ± std over folds |", "|---|---|---|"]
     for key, name in (("uf1", "UF1 (macro F1)"), ("uar", "UAR (macro recall)"), ("acc", "Accuracy")):
         mean, std = m.get(f"fold_mean/{key}"), m.get(f"fold_std/{key}")
         spread = f"{mean:.4f} ± {std:.4f}" if mean is not None else "n/a"
-        lines.append(f"| {name} | {m[f'protocol/{key}']:.4f} | {spread} |")
+        row = f"| {name} | {m[f'protocol/{key}']:.4f} | {spread} |"
+        if reference:
+            row += f" {m[f'reference/{key}']:.4f} | {m[f'vs_reference/{key}']:+.4f} |"
+        lines.append(row)
     lines += ["", "Pooled: metrics computed once on all folds' test predictions together (MEGC convention). "
               "Mean ± std: metrics computed per fold, then averaged. A class without test samples in a fold "
               "counts in that fold's mean only if the model predicts it (then as 0), as in scikit-learn."]
+    if reference:
+        lines += ["", f"Reference: `model={reference['name']}` (multinomial logistic regression on the onset -> apex "
+                  f"optical flow pooled to a grid, {reference.get('features', '?')} features standardised per fold, "
+                  "fitted to convergence) on the same folds, trained on "
+                  f"{reference.get('trained_on', 'every training subject')}; its predictions are in "
+                  "reference_predictions.csv. A model below it is a bug to find, not a result."
+                  + (f" {reference['missing']} test clip(s) had no reference input and are left out of its figures."
+                     if reference.get("missing") else "")]
     if results.get("validation"):
         v, objective = results["validation"], results.get("objective") or {}
-        lines += ["", f"Validation (each fold's selected model on its own validation subjects, pooled): "
+        lines += ["", f"Validation (each fold's validation predictions at the chosen epoch or checkpoint, on "
+                  f"subjects carved from its training subjects, pooled): "
                   f"UF1 {m['protocol/val_uf1']:.4f}, UAR {m['protocol/val_uar']:.4f} ({v['n']} predictions). "
                   f"Objective for sweeps: `{objective.get('metric')}`."]
     lines += ["",
@@ -57,11 +95,17 @@ def results_markdown(results: dict, pictures: list[str] | tuple[str, ...] = ()) 
             continue
         lines.append(f"\n{source}: UF1 {figures['uf1']:.4f}, UAR {figures['uar']:.4f}, acc {figures['acc']:.4f} "
                      f"({figures['n']} samples, pooled)")
-    lines += ["", "| fold | test subjects | n | acc | UF1 | UAR |", "|---|---|---|---|---|---|"]
+    ref_folds = {f["index"]: f for f in (reference or {}).get("folds", [])}
+    header = "| fold | test subjects | n | acc | UF1 | UAR | epochs |" + (" reference UF1 |" if reference else "")
+    lines += ["", header, "|" + "---|" * (header.count("|") - 1)]
     for fold in results["folds"]:
-        m = fold["metrics"]
-        lines.append(f"| {fold['index']} | {', '.join(fold['test_subjects'])} | {m['n']} | {m['acc']:.4f} | "
-                     f"{m['uf1']:.4f} | {m['uar']:.4f} |")
+        fm, epochs = fold["metrics"], (fold.get("details") or {}).get("epochs", "")
+        row = (f"| {fold['index']} | {', '.join(fold['test_subjects'])} | {fm['n']} | {fm['acc']:.4f} | "
+               f"{fm['uf1']:.4f} | {fm['uar']:.4f} | {epochs} |")
+        if reference:
+            ref = ref_folds.get(fold["index"])
+            row += f" {ref['uf1']:.4f} |" if ref else " |"
+        lines.append(row)
     for picture in pictures:
         lines += ["", f"![{picture.rsplit('.', 1)[0].replace('_', ' ')}]({picture})"]
     return "\n".join(lines) + "\n"
@@ -120,42 +164,62 @@ def write_report(out_dir: Path, results: dict, predictions: pd.DataFrame, classe
     write_text(out_dir / "results.md", results_markdown(results, pictures))
 
 
+def _per_epoch(log_path: Path, key: str) -> pd.Series | None:
+    """One value per epoch of `key` from a CSV logger's metrics.csv (the epoch's last row)."""
+    if not log_path.is_file():
+        return None
+    frame = pd.read_csv(log_path)
+    if "epoch" not in frame or key not in frame:
+        return None
+    per_epoch = frame[["epoch", key]].dropna().groupby("epoch")[key].last()
+    return None if per_epoch.empty else per_epoch
+
+
 def curves_png(path: Path, csv_dir: Path, folds: list[dict]) -> bool:
-    """Train / validation loss and validation UF1 per epoch, one line per fold, the tested epoch marked
-    (the best val/uf1 for a best-checkpoint selection, else the last); False when there are no logs."""
-    logs = {f["index"]: csv_dir / f"fold_{f['index']:02d}" / "metrics.csv" for f in folds}
-    logs = {i: path_ for i, path_ in logs.items() if path_.is_file()}
-    if not logs:
+    """Train / validation loss and validation UF1 per epoch, one line per fold, the chosen epoch marked;
+    False when there are no logs.
+
+    The training loss is the tested model's; the validation curves are those the choice was made on: the
+    fold's own run (`val`), its selection pass (`refit`: the carve-out's log, or the monitored figure pooled
+    over inner folds), none for `last` (it has no validation subjects)."""
+    if not any((csv_dir / f"fold_{f['index']:02d}{suffix}" / "metrics.csv").is_file()
+               for f in folds for suffix in ("", "_select", "_inner_0")):
         return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = (("train/loss", "training loss"), ("val/loss", "validation loss"), ("val/uf1", "validation UF1"))
+    panels = (("train/loss", "training loss (tested model)"), ("val/loss", "validation loss"),
+              ("val/uf1", "validation UF1"))
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    selection = {f["index"]: f.get("selection") or "" for f in folds}
-    for index, log_path in logs.items():
-        frame = pd.read_csv(log_path)
-        if "epoch" not in frame:
-            continue
+    for fold in folds:
+        name, details = f"fold_{fold['index']:02d}", fold.get("details") or {}
+        mode = details.get("mode", "val")
+        chosen_log = csv_dir / (f"{name}_select" if mode == "refit" else name) / "metrics.csv"
+        if mode == "refit" and not chosen_log.is_file():
+            chosen_log = csv_dir / f"{name}_inner_0" / "metrics.csv"
+        curves = {"train/loss": _per_epoch(csv_dir / name / "metrics.csv", "train/loss")}
+        if mode != "last":
+            curves["val/loss"] = _per_epoch(chosen_log, "val/loss")
+            curves["val/uf1"] = _per_epoch(chosen_log, "val/uf1")
+            if details.get("splits", 1) > 1 and details.get("monitor") == "val/uf1" and details.get("scores"):
+                curves["val/uf1"] = pd.Series(details["scores"], index=range(len(details["scores"])))
+        chosen = details.get("epochs", 0) - 1 if mode == "refit" else details.get("selected_epoch")
         for ax, (key, _) in zip(axes, panels):
-            if key not in frame:
+            per_epoch = curves.get(key)
+            if per_epoch is None:
                 continue
-            per_epoch = frame[["epoch", key]].dropna().groupby("epoch")[key].last()
-            if per_epoch.empty:
-                continue
-            (line,) = ax.plot(per_epoch.index, per_epoch.values, linewidth=1, label=f"fold {index}")
-            if key == "val/uf1":
-                tested = per_epoch.idxmax() if selection[index].startswith("best") else per_epoch.index[-1]
-                ax.plot([tested], [per_epoch[tested]], "o", color=line.get_color())
+            (line,) = ax.plot(per_epoch.index, per_epoch.values, linewidth=1, label=f"fold {fold['index']}")
+            if key == "val/uf1" and chosen is not None and chosen in per_epoch.index:
+                ax.plot([chosen], [per_epoch[chosen]], "o", color=line.get_color())
     for ax, (_, title) in zip(axes, panels):
         ax.set_title(title)
         ax.set_xlabel("epoch")
     axes[2].set_ylim(0, 1)
-    if len(logs) <= 12:
-        axes[2].legend(fontsize=7, loc="lower right")
-    fig.suptitle("one line per fold; dot: the epoch tested (selected on validation subjects)", fontsize=9)
+    if len(folds) <= 12 and axes[0].get_lines():
+        axes[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle("one line per fold; dot: the epoch chosen on validation subjects (never on test subjects)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

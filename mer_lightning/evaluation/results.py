@@ -42,10 +42,12 @@ def fold_frame(dm, fold, predictions: dict) -> pd.DataFrame:
 
 
 def fold_record(fold, test: pd.DataFrame, val: pd.DataFrame | None, selection: str, checkpoint: str | None,
-                num_classes: int) -> dict:
-    """A fold's entry in results.json and fold.json: its test subjects, how its model was chosen, its figures."""
+                num_classes: int, details: dict | None = None) -> dict:
+    """A fold's entry in results.json and fold.json: its test subjects, how its model was chosen (in words,
+    and `details`: the selection mode, epochs trained, the selection pass's scores), its figures."""
     record = {"index": fold.index, "test_subjects": fold.test_subjects, "selection": selection,
-              "checkpoint": checkpoint, "metrics": summarize(test.y_true, test.y_pred, num_classes)}
+              "details": dict(details or {}), "checkpoint": checkpoint,
+              "metrics": summarize(test.y_true, test.y_pred, num_classes)}
     if val is not None:
         record["val_metrics"] = summarize(val.y_true, val.y_pred, num_classes)
     return record

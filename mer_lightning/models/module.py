@@ -50,7 +50,7 @@ class MERModule(pl.LightningModule):
         backbone: nn.Module,
         head: Callable[..., nn.Module],
         num_classes: int,
-        optimizer: Callable[..., torch.optim.Optimizer],
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
         dropout: float = 0.3,
         class_weights: str | None = None,

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from mer_lightning.data.splits import Fold
 from mer_lightning.runner.fingerprint import SAME_FOLD, check_same
+from mer_lightning.runner.folds import fold_folder
 from mer_lightning.utils.errors import MERError
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,11 @@ def read_meta(path: str | Path) -> dict:
     return checkpoint["mer"]
 
 
+def saved_epoch(path: str | Path) -> int:
+    """The epoch a checkpoint was saved at (0-based: the epoch that had just ended)."""
+    return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch", -1))
+
+
 def check_fold(path: str | Path, meta: dict, fold: Fold, current: dict, only: tuple[str, ...] = (),
                fix: str = "Use the configuration it was trained with (see the run's config.yaml), or train anew.") -> None:
     """Refuse a checkpoint of another fold, or of a configuration that gives other samples/inputs."""
@@ -41,7 +47,7 @@ def check_fold(path: str | Path, meta: dict, fold: Fold, current: dict, only: tu
         raise MERError(f"{path} belongs to fold {meta.get('fold')} (test: {', '.join(meta.get('test_subjects', []))}), "
                        f"not {fold.name}: its model may have trained on this fold's test subjects. Give each fold "
                        "its own checkpoint (ckpt_path=<run directory> with train=false), or select its fold with "
-                       f"protocol.folds=[{meta.get('fold')}].")
+                       f"runner.folds=[{meta.get('fold')}].")
     check_same(f"checkpoint {path}", meta.get("fingerprint"), current, fix, only)
 
 
@@ -51,7 +57,7 @@ def fold_of(meta: dict, folds: list[Fold]) -> Fold | None:
 
 def saved_checkpoint(run_dir: Path, fold: Fold) -> Path | None:
     """The checkpoint a finished run tested for this fold (fold.json), else best.ckpt, else last.ckpt."""
-    fold_dir = run_dir / "folds" / f"fold_{fold.index:02d}"
+    fold_dir = fold_folder(run_dir, fold.index)
     meta = fold_dir / "fold.json"
     recorded = json.loads(meta.read_text()).get("checkpoint") if meta.is_file() else None
     for candidate in (recorded, "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
@@ -83,7 +89,7 @@ def given_checkpoints(cfg: DictConfig, folds: list[Fold], all_folds: list[Fold],
         missing = [f.name for f in folds if found[f.index] is None]
         if missing:
             raise MERError(f"ckpt_path={given}: no checkpoint for {', '.join(missing)} under {path / 'folds'}; "
-                           "select the folds that have one with protocol.folds=[...]")
+                           "select the folds that have one with runner.folds=[...]")
         for fold in folds:
             check_fold(found[fold.index], read_meta(found[fold.index]), fold, current, SAME_FOLD)
         return folds, {i: str(p) for i, p in found.items()}
@@ -93,8 +99,8 @@ def given_checkpoints(cfg: DictConfig, folds: list[Fold], all_folds: list[Fold],
         raise MERError(f"ckpt_path={given} tested subjects {meta.get('test_subjects')}, which no fold of this "
                        "protocol holds out (another protocol or dataset?)")
     if fold not in folds:
-        raise MERError(f"ckpt_path={given} belongs to {fold.name}, which protocol.folds="
-                       f"{list(cfg.protocol.get('folds') or [])} does not select")
+        raise MERError(f"ckpt_path={given} belongs to {fold.name}, which runner.folds="
+                       f"{list((cfg.get('runner') or {}).get('folds') or [])} does not select")
     check_fold(path, meta, fold, current, SAME_FOLD)
     if not train and len(folds) > 1:
         log.info("train=false with one fold's checkpoint: only %s is tested", fold.name)

@@ -8,8 +8,9 @@ checkpoint; a resume compares it key by key and names what differs.
 
 Left out, because they do not change a result: where things are (`data.root`, the readers'
 `*_root` / `roots.*`, `cache_dir`; `annotation_file` is kept: it picks the labels), loader workers,
-loggers, which folds run and how (`protocol.folds`, `resume`, `parallel`, `folds_per_gpu`, `pool`;
-`threads_per_fold` is kept: float sums depend on it), and the devices (accelerator, devices, strategy).
+loggers, which folds run and how (`runner.folds`, `resume`, `parallel`, `folds_per_gpu`, `pool`;
+`runner.selection`, `inner_folds` and `threads_per_fold` are kept: they change the model, and float sums
+depend on the threads), and the devices (accelerator, devices, strategy).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mer_lightning.utils.errors import MERError
 
 IGNORED = {
     "data": ("cache_dir", "num_workers", "pin_memory"),
-    "protocol": ("folds", "resume", "parallel", "folds_per_gpu", "pool"),
+    "runner": ("folds", "resume", "parallel", "folds_per_gpu", "pool"),
 }
 TRAINER = ("max_epochs", "min_epochs", "max_steps", "min_steps", "limit_train_batches", "limit_val_batches",
            "limit_test_batches", "fast_dev_run", "overfit_batches", "accumulate_grad_batches", "gradient_clip_val",
@@ -44,7 +45,7 @@ def _flat(prefix: str, value: Any, out: dict) -> None:
 def fingerprint(cfg: DictConfig, preprocessing: dict) -> dict[str, Any]:
     """The flattened settings that shape a fold's result (see the module docstring)."""
     parts: dict[str, Any] = {"seed": cfg.get("seed"), "train": bool(cfg.get("train", True))}
-    for group in ("data", "model", "protocol"):
+    for group in ("data", "model", "protocol", "runner"):
         conf = OmegaConf.to_container(cfg[group], resolve=True) if group in cfg else {}
         parts[group] = {k: v for k, v in conf.items() if k not in IGNORED.get(group, ())}
     trainer = OmegaConf.to_container(cfg.trainer, resolve=True) if "trainer" in cfg else {}

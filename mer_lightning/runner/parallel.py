@@ -5,7 +5,7 @@ The parent has already read the data and built the cache; each worker reopens bo
 memory-mapped, so nothing is preprocessed twice), rebuilds the same folds (seeded), trains its fold
 with the same per-fold seed and writes it. The parent then reads every finished fold back from
 disk, so the pooled result is the sequential one: with the same torch threads per fold
-(`protocol.threads_per_fold`) the predictions are identical. A failed fold does not stop the
+(`runner.threads_per_fold`) the predictions are identical. A failed fold does not stop the
 others; the run then stops naming it, and a rerun trains only what is missing.
 """
 
@@ -19,14 +19,20 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from mer_lightning.data.splits import Fold
-from mer_lightning.utils.errors import MERError
+from mer_lightning.runner.fingerprint import fingerprint
+from mer_lightning.runner.fold import run_fold
+from mer_lightning.runner.folds import build_folds, debug_limits, fold_folder, runner_settings
+from mer_lightning.runner.store import write_fold
+from mer_lightning.utils.errors import MERError, user_error
+from mer_lightning.utils.instantiate import instantiate_strict
+from mer_lightning.utils.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
 
 
 def fold_threads(cfg: DictConfig, parallel: int) -> int | None:
-    """torch threads for one fold: `protocol.threads_per_fold`, else (in parallel) cores / parallel."""
-    threads = cfg.protocol.get("threads_per_fold")
+    """torch threads for one fold: `runner.threads_per_fold`, else (in parallel) cores / parallel."""
+    threads = runner_settings(cfg).get("threads_per_fold")
     if threads:
         return int(threads)
     return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
@@ -47,7 +53,7 @@ def gpu_slots(cfg: DictConfig) -> list[int] | None:
 
     if not torch.cuda.is_available():
         return None
-    per_gpu = max(1, int(cfg.protocol.get("folds_per_gpu") or 1))
+    per_gpu = max(1, int(runner_settings(cfg).get("folds_per_gpu") or 1))
     return [gpu for gpu in range(torch.cuda.device_count()) for _ in range(per_gpu)]
 
 
@@ -89,13 +95,6 @@ def train_fold_in_worker(plain: dict, index: int, start_from: str | None, thread
     """One fold in a worker process: the same steps as the sequential runner, the fold written to disk."""
     import torch
 
-    from mer_lightning.runner.fingerprint import fingerprint
-    from mer_lightning.runner.run import build_folds, debug_limits, train_one
-    from mer_lightning.runner.store import write_fold
-    from mer_lightning.utils.errors import user_error
-    from mer_lightning.utils.instantiate import instantiate_strict
-    from mer_lightning.utils.resolvers import register_resolvers
-
     register_resolvers()
     cfg = OmegaConf.create(plain)
     gpu = queue.get() if queue is not None else None
@@ -110,9 +109,8 @@ def train_fold_in_worker(plain: dict, index: int, start_from: str | None, thread
         fold = next(f for f in all_folds if f.index == index)
         current = fingerprint(cfg, dm.preprocessing.options())
         out_dir = Path(cfg.paths.output_dir)
-        run = train_one(cfg, dm, fold, out_dir, start_from, current, finished=0)
-        write_fold(out_dir / "folds" / f"fold_{index:02d}", fold, run, dm.class_names, current, debug_limits(cfg),
-                   all_folds)
+        run = run_fold(cfg, dm, fold, out_dir, start_from, current, finished=0)
+        write_fold(fold_folder(out_dir, index), fold, run, dm.class_names, current, debug_limits(cfg), all_folds)
         return {"index": index, "error": ""}
     except Exception as err:  # noqa: BLE001 - reported by the parent, the other folds go on
         cause = user_error(err) or err

@@ -3,7 +3,7 @@
 A fold is finished when its `fold.json` exists (written last, after its predictions). A rerun in the
 same run directory reuses it only when its fingerprint equals this run's and it holds exactly this
 fold's test samples; an interrupted fold resumes from its `last.ckpt` under the same checks.
-`protocol.resume=false` moves an earlier attempt's folder aside instead of mixing with it.
+`runner.resume=false` moves an earlier attempt's folder aside instead of mixing with it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def write_fold(fold_dir: Path, fold: Fold, run: FoldRun, classes: list[str], cur
     write_csv(fold_dir / "predictions.csv", run.test)
     if run.val is not None:
         write_csv(fold_dir / "val_predictions.csv", run.val)
-    record = fold_record(fold, run.test, run.val, run.selection, run.checkpoint, len(classes))
+    record = fold_record(fold, run.test, run.val, run.selection, run.checkpoint, len(classes), run.details)
     write_json(fold_dir / "fold.json", {**record, "debug_limits": limits, "fingerprint": current, "classes": classes,
                                         "protocol_folds": [f.test_subjects for f in all_folds]})
 
@@ -49,24 +49,24 @@ def load_finished_fold(fold_dir: Path, dm, fold: Fold, current: dict) -> FoldRun
         return None
     record = json.loads(meta.read_text())
     check_same(f"{fold_dir} (a finished fold)", record.get("fingerprint"), current,
-               "Use a new output directory (hydra.run.dir=...), or protocol.resume=false to retrain every fold "
+               "Use a new output directory (hydra.run.dir=...), or runner.resume=false to retrain every fold "
                "from scratch (finished fold folders are then moved aside, never mixed).")
     frame = pd.read_csv(preds)
     expected = sorted(dm.table[i].id for i in fold.test)
     if not record.get("debug_limits") and sorted(frame.sample_id) != expected:
         raise MERError(f"{preds} holds predictions for other samples than {fold.name} (data or protocol "
-                       "changed since it was written). Use a new output directory or protocol.resume=false.")
+                       "changed since it was written). Use a new output directory or runner.resume=false.")
     val_path = fold_dir / "val_predictions.csv"
     val = pd.read_csv(val_path) if val_path.is_file() else None
-    return FoldRun(frame, val, record.get("selection", ""), record.get("checkpoint"))
+    return FoldRun(frame, val, record.get("selection", ""), record.get("checkpoint"), details=record.get("details") or {})
 
 
 def set_aside(fold_dir: Path) -> None:
-    """`protocol.resume=false`: an earlier attempt's fold folder is renamed, never mixed with the new one."""
+    """`runner.resume=false`: an earlier attempt's fold folder is renamed, never mixed with the new one."""
     if fold_dir.exists():
         aside = fold_dir.with_name(f"{fold_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         os.replace(fold_dir, aside)
-        log.info("protocol.resume=false: moved the earlier %s aside to %s", fold_dir.name, aside.name)
+        log.info("runner.resume=false: moved the earlier %s aside to %s", fold_dir.name, aside.name)
     return None
 
 
@@ -76,6 +76,6 @@ def interrupted_checkpoint(fold_dir: Path, fold: Fold, current: dict) -> str | N
     if not last.is_file():
         return None
     check_fold(last, read_meta(last), fold, current, fix="Use a new output directory (hydra.run.dir=...), or "
-               "protocol.resume=false to start the fold afresh (its folder is moved aside, never mixed).")
+               "runner.resume=false to start the fold afresh (its folder is moved aside, never mixed).")
     log.info("Resuming %s from %s", fold.name, last)
     return str(last)

@@ -29,7 +29,7 @@ def check_keys(target: Any, keys: Iterable[str], where: str, *, shown_known: Ite
     argument for: `data.imagesize is not a key of data (MERDataModule); known: ...`.
 
     `where` is the config path the keys sit at (`data`, `data.reader`, `protocol`); `also`: keys
-    that are valid there but used by someone else (`protocol.folds`); `shown_known` narrows the
+    that are valid there but used by someone else (`runner.folds`); `shown_known` narrows the
     known keys the message lists. A target that takes `**kwargs`, or has no signature, passes.
     """
     try:

@@ -41,12 +41,19 @@ def print_results(results: dict) -> None:
     table.add_column("metric")
     table.add_column("pooled", justify="right")
     table.add_column("fold mean ± std", justify="right")
-    m = results["metrics"]
+    m, reference = results["metrics"], results.get("reference")
+    if reference:
+        table.add_column(f"reference: {reference['name']}", justify="right")
+        table.add_column("model - reference", justify="right")
     for key in ("acc", "uf1", "uar"):
         mean, std = m.get(f"fold_mean/{key}"), m.get(f"fold_std/{key}")
         spread = f"{mean:.4f} ± {std:.4f}" if mean is not None else "-"
-        table.add_row(key, f"{m[f'protocol/{key}']:.4f}", spread)
+        extra = [f"{m[f'reference/{key}']:.4f}", f"{m[f'vs_reference/{key}']:+.4f}"] if reference else []
+        table.add_row(key, f"{m[f'protocol/{key}']:.4f}", spread, *extra)
     rich.print(table)
+    mode = (results.get("selection") or {}).get("mode")
+    if mode:
+        rich.print(f"runner.selection={mode}: no fold's model or epoch was chosen on its test subjects")
 
 
 def print_data_summary(summary: dict) -> None:

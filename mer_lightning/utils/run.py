@@ -80,10 +80,11 @@ def say_lightning_notes_once() -> None:
 def run_summary(cfg: DictConfig, out_dir: Path) -> str:
     """One line instead of the config tree: what runs, and where its results go."""
     data, model = cfg.get("data") or {}, cfg.get("model") or {}
-    protocol = cfg.get("protocol") or {}
-    folds = protocol.get("folds")
+    protocol, runner = cfg.get("protocol") or {}, cfg.get("runner") or {}
+    folds = runner.get("folds")
     return (f"{cfg.get('task_name', 'run')}: data={data.get('name', '?')} model={model.get('name', '?')} "
             f"protocol={protocol.get('name', '?')}{f' folds={folds}' if folds is not None else ''} "
+            f"{f'selection={runner.selection} ' if runner.get('selection') else ''}"
             f"seed={cfg.get('seed')} -> {out_dir} (full config: config.yaml)")
 
 
@@ -101,7 +102,7 @@ def run_lock(out_dir: Path, shared: bool = False):
 
     An OS lock (flock), so it is released when the process ends however it ends; the extra ranks
     of a DDP run share the first rank's directory and do not take it. `shared`: the fold jobs of one
-    protocol (`protocol.pool=false`, e.g. a job array) may share the directory with each other, never
+    protocol (`runner.pool=false`, e.g. a job array) may share the directory with each other, never
     with a whole-protocol run.
     """
     if _extra_rank():

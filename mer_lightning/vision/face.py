@@ -3,7 +3,8 @@
     pip install -e ".[face]"     # dlib-bin, face-recognition-models
 
 The crop of a clip is computed ONCE, on its onset frame: dlib's frontal face detector (HOG +
-linear SVM) finds the largest confident face, the 68-landmark shape predictor places the eyes,
+linear SVM) finds the largest confident face (with one upsampling for small faces, then, when
+still none is found, the best face scored just below the detector's threshold), the 68-landmark shape predictor places the eyes,
 the frame is rotated about the midpoint of the eye centres so the eyes are level, and a square
 box around the rotated landmarks, widened by `margin` on every side, is cut out. The same affine
 transform is then applied to every frame of the clip, so the face does not jitter between frames
@@ -29,7 +30,9 @@ import numpy as np
 from mer_lightning.utils.errors import MERError
 
 # bump when the alignment changes: cached face crops are rebuilt
-FACE_VERSION = 1
+FACE_VERSION = 2
+# the detector's score a face must reach when none reaches its default threshold (0)
+LOW_THRESHOLD = -0.3
 FACE_METHODS = ("none", "dlib")
 INSTALL_HINT = 'pip install -e ".[face]"  (dlib-bin, face-recognition-models)'
 LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"
@@ -72,7 +75,7 @@ def landmark_model_path() -> Path:
 
 def face_options(margin: float = 0.2, detect_max_side: int = 640) -> dict:
     """Everything that decides a crop (part of the cache key)."""
-    return {"method": "dlib", "detector": "frontal_hog", "landmarks": 68, "margin": margin,
+    return {"method": "dlib", "detector": "frontal_hog", "low_threshold": LOW_THRESHOLD, "landmarks": 68, "margin": margin,
             "detect_max_side": detect_max_side, "version": FACE_VERSION}
 
 
@@ -132,15 +135,20 @@ class FaceAligner:
         image = self._for_dlib(image)
         scale = min(1.0, self.detect_max_side / max(image.shape[:2]))
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
-        for upsample in (0, 1):  # small faces need one upsampling (slower): only when none was found
-            boxes, scores, _ = self.detector.run(small, upsample, 0.0)
+        # small faces need one upsampling (slower), only when none was found; a face the detector scores
+        # just below its default threshold (glasses, a hat, dim light) is taken last, the best-scored one
+        for upsample, threshold in ((0, 0.0), (1, 0.0), (0, LOW_THRESHOLD)):
+            boxes, scores, _ = self.detector.run(small, upsample, threshold)
             if len(boxes):
                 break
         else:
             raise FaceNotFound(f"no face found on a {image.shape[1]}x{image.shape[0]} frame")
         best = max(scores)
-        confident = [(b, s) for b, s in zip(boxes, scores) if s >= 0.5 * best]
-        box, _ = max(confident, key=lambda bs: (bs[0].width() * bs[0].height(), bs[1]))
+        if threshold < 0:
+            box = boxes[int(np.argmax(scores))]
+        else:
+            confident = [(b, s) for b, s in zip(boxes, scores) if s >= 0.5 * best]
+            box, _ = max(confident, key=lambda bs: (bs[0].width() * bs[0].height(), bs[1]))
         if scale < 1:
             box = self._rectangle(*(int(round(c / scale)) for c in (box.left(), box.top(), box.right(), box.bottom())))
         return box
