@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--inner-folds", type=int, default=3, help="one more run per cell: cnn_bilstm, refit with "
                         "this many inner folds (0: none)")
     parser.add_argument("--set", nargs="*", default=[], help="overrides added to every run")
+    parser.add_argument("--tag", default="", help="names this variant's runs in the workdir (default: from --set)")
     parser.add_argument("--workdir", default=None, help="trees, cache and runs (kept: a rerun reuses finished runs)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (each with runner.threads_per_fold="
                         "cores/jobs; wall times are then measured side by side)")
@@ -85,7 +86,7 @@ def main() -> None:
     import torch
 
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
-    tag = "-".join(o.replace("=", "_").replace(".", "_") for o in args.set) or "defaults"
+    tag = args.tag or "-".join(o.replace("=", "_").replace(".", "_") for o in args.set) or "defaults"
     print(f"# mer_lightning selection benchmark\n\nLOSO, pooled UF1 (chance 0.2), every fold's model chosen without "
           f"its test subject; reference: `model=linear` (converged logistic regression on the onset -> apex flow) "
           f"on the same folds. {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), torch "

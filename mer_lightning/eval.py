@@ -17,7 +17,7 @@ from mer_lightning.data.splits import OFFICIAL_TEST, SUBJECT_PROTOCOLS, Fold
 from mer_lightning.evaluation.report import write_report
 from mer_lightning.evaluation.results import fold_frame, fold_record, pooled_results
 from mer_lightning.models.factory import build_model
-from mer_lightning.runner.checkpoints import read_meta
+from mer_lightning.runner.checkpoints import load_weights, read_meta
 from mer_lightning.runner.fold import check_predictions
 from mer_lightning.runner.folds import debug_limits, drop_moved_keys
 from mer_lightning.utils.errors import MERError, exit_on_user_error
@@ -69,9 +69,9 @@ def evaluate(cfg: DictConfig) -> dict:
         raise MERError(f"none of the checkpoint's test subjects {subjects} are in {dm.root}")
     fold = Fold(meta["fold"], [], [], test, subjects)
     dm.set_fold(fold)
-    model = build_model(cfg.model, dm)
+    model = load_weights(build_model(cfg.model, dm), cfg.ckpt_path)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
-    trainer.test(model, datamodule=dm, ckpt_path=cfg.ckpt_path, verbose=False)
+    trainer.test(model, datamodule=dm, verbose=False)
     frame = fold_frame(dm, fold, model.test_predictions)
     limits = debug_limits(cfg)
     unpredicted = check_predictions(dm, fold, frame, bool(limits))

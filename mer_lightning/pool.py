@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from mer_lightning.evaluation.dashboard import log_summary
 from mer_lightning.evaluation.report import write_report
 from mer_lightning.evaluation.results import pooled_results
 from mer_lightning.runner.fingerprint import differences
@@ -93,6 +94,8 @@ def pool_run(run_dir: str | Path) -> dict:
     if reference is not None:
         results = add_reference(results, reference)
     write_report(run_dir, results, pd.concat(tests, ignore_index=True), classes)
+    hydra_yaml = run_dir / ".hydra" / "hydra.yaml"
+    log_summary(cfg, results, run_dir, hydra=OmegaConf.load(hydra_yaml).hydra if hydra_yaml.is_file() else None)
     print_results(results)
     return results
 

@@ -39,6 +39,8 @@ def job_row(job_dir: Path) -> dict | None:
     return {**row, "status": status, "objective": objective.get("metric"), "objective_value": value,
             "val_uf1": metrics.get("protocol/val_uf1"), "uf1": metrics.get("protocol/uf1"),
             "uar": metrics.get("protocol/uar"), "acc": metrics.get("protocol/acc"),
+            "reference_uf1": metrics.get("reference/uf1"), "vs_reference_uf1": metrics.get("vs_reference/uf1"),
+            "selection": (results.get("selection") or {}).get("mode"),
             "folds": len(results.get("folds", [])), "time_s": results.get("elapsed_s"),
             "optimistic": bool(objective.get("optimistic")),
             "error": "" if status == "ok" else f"no value for the objective {objective.get('metric')}",
@@ -48,36 +50,54 @@ def job_row(job_dir: Path) -> dict | None:
 def collect(sweep_dir: Path) -> pd.DataFrame:
     rows = [r for d in sorted(Path(sweep_dir).iterdir(), key=lambda p: (len(p.name), p.name)) if d.is_dir()
             for r in [job_row(d)] if r is not None]
-    columns = ["job", "status", "overrides", "objective", "objective_value", "val_uf1", "uf1", "uar", "acc", "folds",
-               "time_s", "optimistic", "error", "note"]
+    columns = ["job", "status", "overrides", "selection", "objective", "objective_value", "val_uf1", "uf1", "uar", "acc",
+               "reference_uf1", "vs_reference_uf1", "folds", "time_s", "optimistic", "error", "note"]
     frame = pd.DataFrame(rows).reindex(columns=columns)
     frame["_ok"] = frame.status == "ok"
     frame = frame.sort_values(["_ok", "objective_value"], ascending=[False, False], na_position="last")
     return frame.drop(columns="_ok").reset_index(drop=True)
 
 
+def first_line(text) -> str:
+    """An error's first non-empty line (a traceback or a multi-line message would break the table)."""
+    lines = [line.strip() for line in str(text if isinstance(text, str) else "").splitlines() if line.strip()]
+    return lines[0] if lines else ""
+
+
+def cell(text, limit: int | None = None) -> str:
+    """Text that stays inside one markdown table cell: one line, `|` escaped, at most `limit` characters."""
+    text = " ".join(str(text if isinstance(text, str) else "").split())
+    if limit and len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text.replace("|", "\\|")
+
+
 def sweep_markdown(frame: pd.DataFrame) -> str:
     objectives = sorted({str(o) for o in frame.objective.dropna()}) or ["optimized_metric"]
     lines = ["# Sweep", ""]
-    if frame.optimistic.fillna(False).astype(bool).any():
+    if frame.optimistic.map(lambda v: v is True or v == 1).any():
         lines += [f"> **Optimistic figures**: ranked by a test figure ({', '.join(objectives)}, "
                   "allow_test_selection=true); the best job's test figures overstate what a new subject would see.", ""]
     lines += [f"Ranked by the objective ({', '.join(objectives)}; pooled over each job's folds). The test "
-              "figures beside it are reported, never used to rank or select.", "",
-              "| rank | job | overrides | objective | test UF1 | test UAR | test acc | folds | time (s) | status |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "figures beside it are reported, never used to rank or select. Reference: the classical reference "
+              "(`model=linear`, converged) on each job's folds, and the job's test UF1 minus it.", "",
+              "| rank | job | overrides | selection | objective | test UF1 | test UAR | test acc | reference UF1 | "
+              "vs reference | folds | time (s) | status |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, spec=".4f": "" if pd.isna(v) else format(v, spec)  # noqa: E731
     ok, failed = frame[frame.status == "ok"], frame[frame.status != "ok"]
     for rank, row in enumerate(ok.itertuples(index=False), start=1):
         status = f"ok ({row.note})" if isinstance(row.note, str) and row.note else "ok"
-        lines.append(f"| {rank} | {row.job} | `{row.overrides}` | {fmt(row.objective_value)} | {fmt(row.uf1)} | "
-                     f"{fmt(row.uar)} | {fmt(row.acc)} | {fmt(row.folds, '.0f')} | {fmt(row.time_s, '.1f')} | {status} |")
+        lines.append(f"| {rank} | {row.job} | `{cell(row.overrides)}` | {row.selection if isinstance(row.selection, str) else ''} "
+                     f"| {fmt(row.objective_value)} | {fmt(row.uf1)} | {fmt(row.uar)} | {fmt(row.acc)} | "
+                     f"{fmt(row.reference_uf1)} | {fmt(row.vs_reference_uf1, '+.4f')} | {fmt(row.folds, '.0f')} | "
+                     f"{fmt(row.time_s, '.1f')} | {status} |")
     if ok.empty:
-        lines.append("| | | no job finished | | | | | | | |")
+        lines.append("| | | no job finished | | | | | | | | | | |")
     if not failed.empty:
         lines += ["", f"## {len(failed)} job(s) failed or stopped (not ranked)", "", "| job | overrides | status |",
                   "|---|---|---|"]
-        lines += [f"| {row.job} | `{row.overrides}` | {row.status}: {str(row.error)[:160]} |"
+        lines += [f"| {row.job} | `{cell(row.overrides)}` | {row.status}: {cell(first_line(row.error), 200)} |"
                   for row in failed.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
@@ -93,6 +113,9 @@ def sweep_plot(frame: pd.DataFrame, path: Path) -> None:
     labels = [f"#{j} {o}"[:70] for j, o in zip(ok.job, ok.overrides)]
     ax.barh(range(len(ok)), ok.objective_value, color="tab:blue", label="objective (ranks)")
     ax.scatter(ok.uf1, range(len(ok)), color="tab:orange", zorder=3, label="test UF1 (reported)")
+    if ok.reference_uf1.notna().any():
+        ax.scatter(ok.reference_uf1, range(len(ok)), color="black", marker="|", s=200, zorder=3,
+                   label="reference (linear) test UF1")
     ax.set_yticks(range(len(ok)), labels, fontsize=8)
     ax.set_xlim(0, 1)
     ax.set_xlabel("pooled over folds")

@@ -18,7 +18,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from mer_lightning.evaluation.objective import check_objective
 from mer_lightning.utils.errors import Preempted, exit_on_user_error, sigterm_stops_run, user_error
@@ -50,22 +50,12 @@ def is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def join_sweep(cfg: DictConfig) -> None:
-    """Jobs of one sweep share a logger group (the sweep) and get their overrides as tags."""
-    hydra_cfg = HydraConfig.get()
-    overrides = [o for o in hydra_cfg.overrides.task if not o.startswith(("hydra.", "paths."))]
-    with open_dict(cfg):
-        cfg.experiment_name = f"{cfg.experiment_name}/{Path(hydra_cfg.sweep.dir).name}"
-        cfg.tags = list(cfg.tags or []) + overrides
-
-
 def run_sweep_job(cfg: DictConfig) -> float | None:
     """One job of a multirun: a failure is recorded in its results.json and the sweep goes on;
     SIGTERM records the job as preempted, writes the sweep report so far and stops the sweep (143)."""
     from mer_lightning.utils.ddp import end_job_processes
     from mer_lightning.utils.io import write_json
 
-    join_sweep(cfg)
     out_dir = Path(cfg.paths.output_dir)
     try:
         results = train(cfg)

@@ -12,7 +12,7 @@ from tests.conftest import ROOT, compose_cfg
 
 CONF = ROOT / "conf"
 # every config group, nested ones (model/backbone, model/head) included; hydra/ is Hydra's own. Not
-# choices: data/_base (the keys every dataset shares), model/data and model/trainer (what a model sets in
+# choices: model/data and model/trainer (what a model sets in
 # the data or the trainer, through its own defaults: test_single_frame_models_set_the_clip_length)
 GROUPS = {str(d.relative_to(CONF)): sorted(p.stem for p in d.glob("*.yaml") if not p.stem.startswith("_"))
           for d in CONF.rglob("*")
@@ -47,7 +47,7 @@ def test_defaults_are_the_quick_start(tmp_path):
 
 
 def test_every_dataset_shares_the_base_keys(tmp_path):
-    base = OmegaConf.load(CONF / "data/_base.yaml")
+    base = OmegaConf.load(CONF / "_data.yaml")
     for name in GROUPS["data"]:
         data = compose_cfg("train.yaml", tmp_path, [f"data={name}"]).data
         assert data.name == name and set(data) == set(base), name

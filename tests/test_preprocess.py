@@ -392,9 +392,11 @@ def test_motion_inputs_train_with_matching_model_channels(train_cfg, tmp_path, d
     assert cfg.data.channels == cfg.model.backbone.in_chans == channels
     results = train(cfg)
     assert 0.0 <= results["metrics"]["protocol/uf1"] <= 1.0
-    entry = _entries(tmp_path / "cache")[0]
-    manifest = json.loads((entry / "manifest.json").read_text())
-    assert manifest["options"]["input"] == data_input and manifest["shape"][1:] == [1, channels, 32, 32]
+    manifests = [json.loads((e / "manifest.json").read_text()) for e in _entries(tmp_path / "cache")]
+    # this run's input, and the reference's (report.reference=linear: the onset -> apex flow, one step)
+    manifest = next(m for m in manifests if m["options"]["input"] == data_input)
+    assert manifest["shape"][1:] == [1, channels, 32, 32]
+    assert {m["options"]["input"] for m in manifests} == {data_input, "flow_seq"}
 
 
 def test_preprocess_cli_builds_then_reuses(tiny_root, tmp_path):

@@ -48,7 +48,8 @@ def test_refit_chooses_on_validation_then_trains_every_training_subject(train_cf
         assert final_train == select_train | select_val and not final_val, "the refit trains every training subject"
         details = _fold(out, fold["index"])["details"]
         choice = json.loads((out / f"folds/fold_{k:02d}/selection/choice.json").read_text())
-        assert details["epochs"] == choice["epochs"] == int(np.argmax(choice["scores"])) + 1
+        best = max(choice["scores"])  # the longest budget of those that score best
+        assert details["epochs"] == choice["epochs"] == max(e for e, v in enumerate(choice["scores"]) if v == best) + 1
         last = torch.load(out / f"folds/fold_{k:02d}/checkpoints/last.ckpt", weights_only=True)
         assert last["epoch"] == details["epochs"] - 1 and last["mer"]["stage"] == "final"
         # the objective: the selection pass's validation predictions at the chosen epoch, never a test subject
@@ -77,7 +78,8 @@ def test_last_trains_every_training_subject_for_the_fixed_budget(train_cfg, tmp_
     assert len(seen) == 2
     for (train_subjects, val_subjects, test), fold in zip(seen, results["folds"]):
         assert len(train_subjects) == 5 and not val_subjects and not set(test) & train_subjects
-        assert fold["details"] == {"mode": "last", "epochs": 3}
+        assert {k: fold["details"][k] for k in ("mode", "epochs")} == {"mode": "last", "epochs": 3}
+        assert fold["details"]["curves"]["tested"]["epoch"] == [0, 1, 2] and "val/uf1" not in fold["details"]["curves"]["tested"]
     assert "protocol/val_uf1" not in results["metrics"] and not (out / "folds/fold_00/val_predictions.csv").exists()
     assert torch.load(out / "folds/fold_00/checkpoints/last.ckpt", weights_only=True)["epoch"] == 2
 

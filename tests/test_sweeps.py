@@ -1,5 +1,6 @@
 """Multiruns: one report over the jobs, failures recorded without stopping the sweep, launchers compose."""
 
+import re
 import json
 
 import pandas as pd
@@ -43,6 +44,10 @@ def test_report_command_on_a_sweep_dir(tmp_path, tiny_root, capsys):
     table = pd.read_csv(sweep / "sweep.csv")
     assert set(table.overrides.str.extract(r"model=(\w+)")[0]) == {"cnn", "cnn_bilstm"}
     assert "wrote" in capsys.readouterr().out
+    # the classical reference beside every job, with the difference, and how each job's models were chosen
+    assert table.reference_uf1.notna().all() and (table.selection == "refit").all()
+    assert (table.uf1 - table.reference_uf1 - table.vs_reference_uf1).abs().max() < 1e-9
+    assert "| reference UF1 | vs reference |" in (sweep / "sweep.md").read_text()
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local", "submitit_slurm"])
@@ -90,3 +95,28 @@ def test_report_on_a_single_run_says_what_it_expected(tmp_path, capsys):
     with pytest.raises(SystemExit):
         report_main([str(empty)])
     assert "no job folders" in capsys.readouterr().err
+
+
+def test_sweep_table_stays_a_table_whatever_the_error(tmp_path):
+    """A failed job's multi-line error (with `|` in it) is one escaped line of sweep.md; no FutureWarning."""
+    import json
+    import warnings
+
+    from mer_lightning.sweep_report import write_sweep_report
+
+    sweep = tmp_path / "sweep"
+    for job, results in (("0", {"status": "failed", "error": "ValueError: bad | value\nTraceback (most recent...)\n  x"}),
+                         ("1", {"metrics": {"protocol/uf1": 0.5, "protocol/val_uf1": 0.6}, "folds": [{}],
+                                "objective": {"metric": "protocol/val_uf1", "value": 0.6}})):
+        (sweep / job / ".hydra").mkdir(parents=True)
+        (sweep / job / ".hydra" / "overrides.yaml").write_text(f"- model=m{job}\n")
+        (sweep / job / "results.json").write_text(json.dumps(results))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        write_sweep_report(sweep)
+    md = (sweep / "sweep.md").read_text()
+    failed = [line for line in md.splitlines() if line.startswith("| 0 |")]
+    assert failed == ["| 0 | `model=m0` | failed: ValueError: bad \\| value |"]
+    for line in md.splitlines():
+        if line.startswith("|"):
+            assert len(re.findall(r"(?<!\\)\|", line)) in (4, 14), line

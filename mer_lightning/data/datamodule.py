@@ -105,7 +105,7 @@ class MERDataModule(pl.LightningDataModule):
 
     The reader is chosen in `conf/data/<name>.yaml` as a partial (`_target_` + `_partial_: true`,
     with the reader's own options beside it, e.g. `layout` for CASME II); the keys every dataset
-    shares live in `conf/data/_base.yaml`. `name` names the dataset in logs and the cache.
+    shares live in `conf/_data.yaml`. `name` names the dataset in logs and the cache.
     """
 
     def __init__(

@@ -153,37 +153,25 @@ def confusion_png(path: Path, confusion, classes: list[str], title: str = "") ->
 
 
 def write_report(out_dir: Path, results: dict, predictions: pd.DataFrame, classes: list[str]) -> None:
-    """results.json / results.md / predictions.csv, the confusion matrix and (from the CSV logger's
-    files, when there are any) the learning curves."""
+    """results.json / results.md / predictions.csv, the confusion matrix and the learning curves."""
     write_csv(out_dir / "predictions.csv", predictions)
     write_json(out_dir / "results.json", results)
     confusion_png(out_dir / "confusion_matrix.png", results["pooled"]["confusion"], classes, "pooled")
     pictures = ["confusion_matrix.png"]
-    if curves_png(out_dir / "curves.png", out_dir / "csv", results["folds"]):
+    if curves_png(out_dir / "curves.png", results["folds"]):
         pictures.append("curves.png")
     write_text(out_dir / "results.md", results_markdown(results, pictures))
 
 
-def _per_epoch(log_path: Path, key: str) -> pd.Series | None:
-    """One value per epoch of `key` from a CSV logger's metrics.csv (the epoch's last row)."""
-    if not log_path.is_file():
-        return None
-    frame = pd.read_csv(log_path)
-    if "epoch" not in frame or key not in frame:
-        return None
-    per_epoch = frame[["epoch", key]].dropna().groupby("epoch")[key].last()
-    return None if per_epoch.empty else per_epoch
-
-
-def curves_png(path: Path, csv_dir: Path, folds: list[dict]) -> bool:
+def curves_png(path: Path, folds: list[dict]) -> bool:
     """Train / validation loss and validation UF1 per epoch, one line per fold, the chosen epoch marked;
-    False when there are no logs.
+    False when the folds recorded no curves.
 
     The training loss is the tested model's; the validation curves are those the choice was made on: the
-    fold's own run (`val`), its selection pass (`refit`: the carve-out's log, or the monitored figure pooled
-    over inner folds), none for `last` (it has no validation subjects)."""
-    if not any((csv_dir / f"fold_{f['index']:02d}{suffix}" / "metrics.csv").is_file()
-               for f in folds for suffix in ("", "_select", "_inner_0")):
+    fold's own fit (`val`), its selection pass (`refit`: the carve-out, or the monitored figure pooled over
+    inner folds), none for `last` (it has no validation subjects). Each fold records its curves itself
+    (fold.json `details.curves`), whatever loggers the run had."""
+    if not any((f.get("details") or {}).get("curves") for f in folds):
         return False
     import matplotlib
 
@@ -194,25 +182,25 @@ def curves_png(path: Path, csv_dir: Path, folds: list[dict]) -> bool:
               ("val/uf1", "validation UF1"))
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for fold in folds:
-        name, details = f"fold_{fold['index']:02d}", fold.get("details") or {}
-        mode = details.get("mode", "val")
-        chosen_log = csv_dir / (f"{name}_select" if mode == "refit" else name) / "metrics.csv"
-        if mode == "refit" and not chosen_log.is_file():
-            chosen_log = csv_dir / f"{name}_inner_0" / "metrics.csv"
-        curves = {"train/loss": _per_epoch(csv_dir / name / "metrics.csv", "train/loss")}
-        if mode != "last":
-            curves["val/loss"] = _per_epoch(chosen_log, "val/loss")
-            curves["val/uf1"] = _per_epoch(chosen_log, "val/uf1")
+        details = fold.get("details") or {}
+        curves = details.get("curves") or {}
+        tested, chosen_on = curves.get("tested") or {}, curves.get("chosen_on") or curves.get("tested") or {}
+        series = {"train/loss": (tested.get("epoch", []), tested.get("train/loss"))}
+        if details.get("mode") != "last":
+            for key in ("val/loss", "val/uf1"):
+                series[key] = (chosen_on.get("epoch", []), chosen_on.get(key))
             if details.get("splits", 1) > 1 and details.get("monitor") == "val/uf1" and details.get("scores"):
-                curves["val/uf1"] = pd.Series(details["scores"], index=range(len(details["scores"])))
-        chosen = details.get("epochs", 0) - 1 if mode == "refit" else details.get("selected_epoch")
+                series["val/uf1"] = (list(range(len(details["scores"]))), details["scores"])
+        chosen = details.get("epochs", 0) - 1 if details.get("mode") == "refit" else details.get("selected_epoch")
         for ax, (key, _) in zip(axes, panels):
-            per_epoch = curves.get(key)
-            if per_epoch is None:
+            epochs, values = series.get(key, ([], None))
+            points = [(e, v) for e, v in zip(epochs, values or []) if v is not None]
+            if not points:
                 continue
-            (line,) = ax.plot(per_epoch.index, per_epoch.values, linewidth=1, label=f"fold {fold['index']}")
-            if key == "val/uf1" and chosen is not None and chosen in per_epoch.index:
-                ax.plot([chosen], [per_epoch[chosen]], "o", color=line.get_color())
+            (line,) = ax.plot(*zip(*points), linewidth=1, label=f"fold {fold['index']}")
+            marked = dict(points)
+            if key == "val/uf1" and chosen in marked:
+                ax.plot([chosen], [marked[chosen]], "o", color=line.get_color())
     for ax, (_, title) in zip(axes, panels):
         ax.set_title(title)
         ax.set_xlabel("epoch")

@@ -35,7 +35,9 @@ class MERModule(pl.LightningModule):
 
     `backbone` maps (N, C, H, W) -> (N, D) and exposes `num_features`; `head` is a callable
     (a partial from config) that builds the temporal head from `in_features=D`. Metrics follow
-    the project's names: `train/loss`, `val/loss`, `val/uf1`, `test/acc`, `test/uf1`, `test/uar`.
+    the project's names: `train/loss`, `val/loss`, `val/uf1`, `test/acc`, `test/uf1`, `test/uar`
+    (a validation pass outside training, such as the selected checkpoint's re-validation, logs under
+    `val_prefix`: `selected/val_uf1`, so it adds no point to the `val/*` curves).
 
     Options: `name` (the preset, shown in reports), `loss` (cross_entropy, or focal with `focal_gamma`), `label_smoothing`,
     `class_weights` (`balanced`: filled in per fold by the protocol), `channels_last` (frames in
@@ -90,6 +92,7 @@ class MERModule(pl.LightningModule):
                             "weights (model.backbone.pretrained=true or model.backbone.checkpoint=<file>)")
             self.set_backbone_frozen(True)
         self.val_metrics = classification_metrics(num_classes, prefix="val/")
+        self.val_prefix = "val/"
         self.test_metrics = classification_metrics(num_classes, prefix="test/")
         # each sample's (index, y, probs) of the last validation / test pass, gathered over processes:
         # the protocol pools them (validation: the selection objective; test: the headline figures)
@@ -215,12 +218,15 @@ class MERModule(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         logits = self(batch["x"])
-        self.log("val/loss", self.loss(logits, batch["y"]), prog_bar=True, batch_size=len(batch["y"]), sync_dist=True)
+        self.log(f"{self.val_prefix}loss", self.loss(logits, batch["y"]), prog_bar=True, batch_size=len(batch["y"]),
+                 sync_dist=True)
         self.val_metrics.update(logits, batch["y"])
         self.val_outputs.append({"index": batch["index"], "y": batch["y"], "probs": logits.float().softmax(-1)})
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self.val_metrics.compute(), prog_bar=True, sync_dist=True)
+        figures = self.val_metrics.compute()
+        self.log_dict({k.replace("val/", self.val_prefix, 1): v for k, v in figures.items()}, prog_bar=True,
+                      sync_dist=True)
         self.val_metrics.reset()
         if self.val_outputs:
             local = {k: torch.cat([o[k] for o in self.val_outputs]) for k in ("index", "y", "probs")}

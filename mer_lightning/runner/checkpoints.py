@@ -35,6 +35,14 @@ def read_meta(path: str | Path) -> dict:
     return checkpoint["mer"]
 
 
+def load_weights(model, path: str | Path):
+    """The checkpoint's weights into `model` (testing a saved model: no trainer state, callbacks or
+    optimizer to restore, so none of Lightning's warnings about them)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model
+
+
 def saved_epoch(path: str | Path) -> int:
     """The epoch a checkpoint was saved at (0-based: the epoch that had just ended)."""
     return int(torch.load(path, map_location="cpu", weights_only=True).get("epoch", -1))

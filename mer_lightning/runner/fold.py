@@ -25,9 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 from mer_lightning.data.splits import Fold, fold_seed
 from mer_lightning.evaluation.results import fold_frame
 from mer_lightning.models.factory import build_model
-from mer_lightning.runner.checkpoints import check_fold, read_meta, saved_epoch
+from mer_lightning.runner.checkpoints import check_fold, load_weights, read_meta, saved_epoch
 from mer_lightning.runner.selection import (
     Choice,
+    EpochCurves,
     EpochPredictions,
     choose_epochs,
     every_training_subject,
@@ -39,9 +40,9 @@ from mer_lightning.runner.selection import (
     selection_splits,
 )
 from mer_lightning.utils.errors import MERError, raise_if_preempted
-from mer_lightning.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from mer_lightning.evaluation.dashboard import finish_wandb, fold_loggers, log_checkpoint
+from mer_lightning.utils.instantiate import instantiate_callbacks
 from mer_lightning.utils.io import write_json
-from mer_lightning.utils.loggers import finish_wandb
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,10 @@ def train_fold(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str |
     choice = select_epochs(cfg, dm, fold, fold_dir, current) if mode == "refit" else None
     epochs = choice.epochs if choice else int(cfg.trainer.max_epochs)
     final = every_training_subject(fold)
-    trainer, model, loggers = fit(cfg, dm, final, fold_dir, f"fold_{fold.index:02d}", current,
-                                  stage="final", ckpt_path=ckpt_path, max_epochs=epochs, fold=fold)
+    trainer, model, loggers, curves = fit(cfg, dm, final, fold_dir, f"fold_{fold.index:02d}", current,
+                                          stage="final", ckpt_path=ckpt_path, max_epochs=epochs, fold=fold)
     trainer.test(model, datamodule=dm, verbose=False)
     raise_if_preempted()
-    close(loggers)
     val = fold_frame(dm, fold, choice.predictions) if choice else None
     last = fold_dir / "checkpoints" / "last.ckpt"
     checkpoint = os.path.relpath(last, fold_dir) if last.is_file() else None
@@ -83,10 +83,12 @@ def train_fold(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str |
         text = (f"refit: {epochs} epoch(s) on every training subject, the count chosen by {choice.monitor} on "
                 f"{where}")
         details = {"mode": "refit", "epochs": epochs, "monitor": choice.monitor, "scores": choice.scores,
-                   "splits": choice.splits}
+                   "splits": choice.splits, "curves": {"tested": curves.as_lists(), "chosen_on": choice.curves}}
     else:
         text = f"last: the last of {epochs} epoch(s) on every training subject"
-        details = {"mode": "last", "epochs": epochs}
+        details = {"mode": "last", "epochs": epochs, "curves": {"tested": curves.as_lists()}}
+    log_checkpoint(cfg, loggers, last if last.is_file() else None, fold, details)
+    close(loggers)
     return FoldRun(fold_frame(dm, fold, model.test_predictions), val, text, checkpoint, trainer.is_global_zero,
                    details)
 
@@ -94,24 +96,26 @@ def train_fold(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str |
 def fit_and_select(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str | None,
                    current: dict | None) -> FoldRun:
     """`val`: train without the validation subjects, test the checkpoint that scored best on them."""
-    trainer, model, loggers = fit(cfg, dm, fold, fold_dir, f"fold_{fold.index:02d}", current,
-                                  stage="val", ckpt_path=ckpt_path, fold=fold)
+    trainer, model, loggers, curves = fit(cfg, dm, fold, fold_dir, f"fold_{fold.index:02d}", current,
+                                          stage="val", ckpt_path=ckpt_path, fold=fold)
     selector = trainer.checkpoint_callback
     best = selector.best_model_path if selector is not None and selector.monitor else ""
     val = None
     if fold.val:  # the selected model on this fold's validation subjects: the sweep objective
+        model.val_prefix = "selected/val_"  # its own keys, not one more point of the val/* curves
         trainer.validate(model, datamodule=dm, ckpt_path=best or None, verbose=False)
         raise_if_preempted()
         val = fold_frame(dm, fold, model.val_predictions)
     trainer.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
     raise_if_preempted()
-    close(loggers)
     last = fold_dir / "checkpoints" / "last.ckpt"
     checkpoint = Path(best) if best else (last if last.is_file() else None)
     text = f"val: best {selector.monitor} checkpoint ({Path(best).name})" if best else "val: last epoch"
-    details = {"mode": "val", "epochs": int(trainer.current_epoch)}
+    details = {"mode": "val", "epochs": int(trainer.current_epoch), "curves": {"tested": curves.as_lists()}}
     if best:
         details["selected_epoch"] = saved_epoch(best)
+    log_checkpoint(cfg, loggers, checkpoint, fold, details)
+    close(loggers)
     return FoldRun(fold_frame(dm, fold, model.test_predictions), val, text,
                    os.path.relpath(checkpoint, fold_dir) if checkpoint else None, trainer.is_global_zero, details)
 
@@ -123,11 +127,13 @@ def select_epochs(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, current: dict
     k = inner_folds(cfg)
     splits = selection_splits(fold, dm.table, k, int(cfg.seed))
     where = fold_dir / "selection"
-    per_split = []
+    per_split, first_curves = [], None
     for i, split in enumerate(splits):
         record = where / f"split_{i}.json"
         done = load_split(record)
-        if done is None:
+        if done is not None:
+            done, split_curves = done
+        else:
             split_dir = where / f"split_{i}"
             last = split_dir / "checkpoints" / "last.ckpt"
             resume = None
@@ -138,16 +144,19 @@ def select_epochs(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, current: dict
             suffix = f"inner_{i}" if k else "select"
             log.info("%s: selection pass %s (%d train / %d validation samples)", fold.name,
                      f"{i + 1}/{len(splits)}" if k else "", len(split.train), len(split.val))
-            _, _, loggers = fit(cfg, dm, split, split_dir, f"fold_{fold.index:02d}_{suffix}", current, stage="select",
-                                ckpt_path=resume, fold=fold, extra=[recorder])
+            _, _, loggers, curves = fit(cfg, dm, split, split_dir, f"fold_{fold.index:02d}_{suffix}", current,
+                                        stage="select", ckpt_path=resume, fold=fold, extra=[recorder])
             close(loggers)
-            save_split(record, recorder.epochs)
+            split_curves = curves.as_lists()
+            save_split(record, recorder.epochs, split_curves)
             shutil.rmtree(where / f"split_{i}", ignore_errors=True)  # its predictions are kept; its weights are not needed
             done = recorder.epochs
         per_split.append(done)
+        first_curves = first_curves if i else split_curves
     monitor, direction = monitor_of(cfg)
     val_subjects = len({dm.table[i].subject for i in splits[0].val})
     choice = choose_epochs(per_split, monitor, direction, dm.num_classes, val_subjects)
+    choice.curves = first_curves
     write_json(where / "choice.json", {"epochs": choice.epochs, "monitor": monitor, "mode": direction,
                                        "scores": choice.scores, "splits": choice.splits})
     log.info("%s: %d epoch(s) chosen by %s (%s)", fold.name, choice.epochs, monitor,
@@ -172,10 +181,10 @@ def fit(cfg: DictConfig, dm, part: Fold, where: Path, version: str, current: dic
     dm.set_fold(part)
     model_cfg = OmegaConf.create(OmegaConf.to_container(cfg.model, resolve=True))
     model = build_model(model_cfg, dm)
-    group = cfg.get("experiment_name") or cfg.task_name
-    loggers = instantiate_loggers(cfg.get("logger"), version=version, group=group)
+    loggers = fold_loggers(cfg, version, fold, stage)
     callbacks = instantiate_callbacks(stage_callbacks(cfg, stage), where, has_logger=bool(loggers))
-    callbacks += [*extra, FoldInfo(fold, dm.class_names, cfg, current, stage)]
+    curves = EpochCurves()
+    callbacks += [*extra, curves, FoldInfo(fold, dm.class_names, cfg, current, stage)]
     overrides = {}
     if max_epochs is not None:
         overrides.update(max_epochs=int(max_epochs), min_epochs=min(int(cfg.trainer.get("min_epochs") or 1),
@@ -184,11 +193,9 @@ def fit(cfg: DictConfig, dm, part: Fold, where: Path, version: str, current: dic
         overrides.update(limit_val_batches=0, num_sanity_val_steps=0)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                                   **overrides)
-    for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
     raise_if_preempted()
-    return trainer, model, loggers
+    return trainer, model, loggers, curves
 
 
 def stage_callbacks(cfg: DictConfig, stage: str) -> DictConfig | None:
@@ -213,16 +220,16 @@ def test_saved(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str |
     (the refit model trained on those subjects); for `last`, none."""
     pl.seed_everything(fold_seed(cfg.seed, fold.index), workers=True)
     dm.set_fold(fold if mode == "val" else every_training_subject(fold))
-    model = build_model(cfg.model, dm)
+    model = load_weights(build_model(cfg.model, dm), ckpt_path)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=[], logger=False)
     val = None
     if mode == "val" and fold.val:
-        trainer.validate(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
+        trainer.validate(model, datamodule=dm, verbose=False)
         val = fold_frame(dm, fold, model.val_predictions)
     elif mode == "refit" and ckpt_path:
         saved = Path(ckpt_path).parent.parent / "val_predictions.csv"
         val = pd.read_csv(saved) if saved.is_file() else None
-    trainer.test(model, datamodule=dm, ckpt_path=ckpt_path, verbose=False)
+    trainer.test(model, datamodule=dm, verbose=False)
     raise_if_preempted()
     return FoldRun(fold_frame(dm, fold, model.test_predictions), val, f"checkpoint {ckpt_path} (train=false)",
                    str(ckpt_path) if ckpt_path else None, trainer.is_global_zero, {"mode": mode})

@@ -22,6 +22,7 @@ import pandas as pd
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
+from mer_lightning.evaluation.dashboard import log_summary
 from mer_lightning.evaluation.report import write_report
 from mer_lightning.evaluation.results import fold_record, pooled_results
 from mer_lightning.runner.checkpoints import given_checkpoints
@@ -40,7 +41,6 @@ from mer_lightning.runner.reference import run_reference
 from mer_lightning.runner.selection import inner_folds, selection_mode
 from mer_lightning.runner.store import interrupted_checkpoint, load_finished_fold, set_aside, write_fold
 from mer_lightning.utils.errors import Preempted
-from mer_lightning.utils.loggers import log_summary
 from mer_lightning.utils.rich_utils import print_results
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def run_protocol(cfg: DictConfig, dm) -> dict:
             results = add_reference(results, reference)
         results["elapsed_s"] = time.time() - started
         write_report(out_dir, results, predictions, dm.class_names)
-        log_summary(cfg, results)
+        log_summary(cfg, results, out_dir)
         print_results(results)
         m = results["metrics"]
         label = "" if results["complete"] else " (NOT a protocol result: " + "; ".join(results["not_a_protocol_result"]) + ")"

@@ -2,7 +2,8 @@
 
 - `refit` (the default): a selection pass trains on the fold's training subjects minus validation
   subjects carved from them and records, every epoch, its predictions on those validation subjects;
-  the epoch count that scores best (the callbacks' monitor, `val/uf1` by default) is the budget.
+  the epoch count that scores best (the callbacks' monitor, `val/uf1` by default; of equal scores the
+  longest) is the budget.
   A fresh model (the fold's seed) then trains on *every* training subject for exactly that budget
   and is tested once. With `runner.inner_folds=k` the budget comes from k inner subject folds of
   all the training subjects instead of one carve-out: their validation predictions are pooled per
@@ -118,6 +119,32 @@ class EpochPredictions(pl.Callback):
         self.epochs = {int(e): p for e, p in state_dict.get("epochs", {}).items()}
 
 
+class EpochCurves(pl.Callback):
+    """Every epoch's training and validation figures (what `curves.png` and the dashboards draw), from
+    the trainer's logged metrics; kept in the checkpoint's callback state, so a resumed fit keeps them."""
+
+    KEYS = ("train/loss", "val/loss", "val/uf1", "val/uar", "val/acc")
+
+    def __init__(self):
+        self.epochs: dict[int, dict[str, float]] = {}
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module) -> None:
+        logged = trainer.callback_metrics
+        self.epochs[int(trainer.current_epoch)] = {k: float(logged[k]) for k in self.KEYS if k in logged}
+
+    def as_lists(self) -> dict[str, list]:
+        """{"epoch": [0, 1, ...], "train/loss": [...], ...} (None where an epoch has no value)."""
+        epochs = sorted(self.epochs)
+        keys = [k for k in self.KEYS if any(k in self.epochs[e] for e in epochs)]
+        return {"epoch": epochs, **{k: [self.epochs[e].get(k) for e in epochs] for k in keys}}
+
+    def state_dict(self) -> dict:
+        return {"epochs": {str(e): v for e, v in self.epochs.items()}}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.epochs = {int(e): v for e, v in state_dict.get("epochs", {}).items()}
+
+
 @dataclass
 class Choice:
     """What the selection pass chose: the epoch count, and the validation predictions it was chosen on."""
@@ -128,6 +155,7 @@ class Choice:
     predictions: dict[str, torch.Tensor]  # index, y, probs at the chosen epoch, pooled over the splits
     splits: int
     validation_subjects: int
+    curves: dict | None = None  # the (first) selection split's per-epoch figures
 
 
 def score(predictions: dict[str, list], monitor: str, num_classes: int) -> float:
@@ -140,7 +168,9 @@ def score(predictions: dict[str, list], monitor: str, num_classes: int) -> float
 
 def choose_epochs(per_split: list[dict[int, dict]], monitor: str, mode: str, num_classes: int,
                   validation_subjects: int) -> Choice:
-    """The epoch whose validation predictions, pooled over the splits, score best (the first of equals)."""
+    """The epoch whose validation predictions, pooled over the splits, score best; of equal scores the
+    last. (A validation set of a few subjects often reaches its best score early and keeps it: the
+    longest budget that still scores best is the one a refit on more data can use.)"""
     common = sorted(set.intersection(*(set(p) for p in per_split))) if per_split else []
     if not common:
         raise MERError("the selection pass recorded no validation epoch (trainer.check_val_every_n_epoch or "
@@ -148,7 +178,7 @@ def choose_epochs(per_split: list[dict[int, dict]], monitor: str, mode: str, num
     pooled = {e: {k: sum((p[e][k] for p in per_split), []) for k in ("index", "y", "probs")} for e in common}
     scores = [score(pooled[e], monitor, num_classes) for e in common]
     sign = -1.0 if mode == "min" else 1.0
-    best = max(range(len(common)), key=lambda i: (sign * scores[i], -i))
+    best = max(range(len(common)), key=lambda i: (sign * scores[i], i))
     chosen = pooled[common[best]]
     predictions = {"index": torch.tensor(chosen["index"], dtype=torch.long),
                    "y": torch.tensor(chosen["y"], dtype=torch.long),
@@ -157,12 +187,14 @@ def choose_epochs(per_split: list[dict[int, dict]], monitor: str, mode: str, num
                   len(per_split), validation_subjects)
 
 
-def save_split(path: Path, epochs: dict[int, dict]) -> None:
+def save_split(path: Path, epochs: dict[int, dict], curves: dict) -> None:
+    """A finished selection split: its validation predictions per epoch and its curves."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"epochs": {str(e): p for e, p in epochs.items()}})
+    write_json(path, {"epochs": {str(e): p for e, p in epochs.items()}, "curves": curves})
 
 
-def load_split(path: Path) -> dict[int, dict] | None:
+def load_split(path: Path) -> tuple[dict[int, dict], dict] | None:
     if not path.is_file():
         return None
-    return {int(e): p for e, p in json.loads(path.read_text())["epochs"].items()}
+    record = json.loads(path.read_text())
+    return {int(e): p for e, p in record["epochs"].items()}, record.get("curves") or {}

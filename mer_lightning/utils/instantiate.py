@@ -113,11 +113,29 @@ def instantiate_callbacks(cfg: DictConfig | None, fold_dir: Path, has_logger: bo
     return callbacks
 
 
-def instantiate_loggers(cfg: DictConfig | None, version: str, group: str) -> list[Logger]:
-    """Every `_target_` entry of the logger group, named for one fold (or the protocol summary).
+_ANNOUNCED: set[str] = set()
 
-    CSV and TensorBoard write `<output_dir>/<logger>/<version>`; W&B gets one run per fold,
-    grouped by the experiment.
+
+def wandb_mode_line(conf: DictConfig) -> str:
+    """Where this run's W&B runs go, said once: the mode that applies and why."""
+    where = f"{conf.save_dir}/wandb"
+    mode = os.environ.get("WANDB_MODE")
+    if mode:
+        upload = f"; upload later with `wandb sync {where}/offline-run-*`" if mode in ("offline", "dryrun") else ""
+        return f"W&B: WANDB_MODE={mode}: runs are written to {where}{upload}"
+    if conf.get("offline"):
+        return (f"W&B: no API key (WANDB_API_KEY or `wandb login`) and no WANDB_MODE: logging offline to {where}; "
+                f"upload later with `wandb sync {where}/offline-run-*`")
+    return f"W&B: logging online to project {conf.get('project')} (local copy in {where})"
+
+
+def instantiate_loggers(cfg: DictConfig | None, version: str, wandb: dict | None = None) -> list[Logger]:
+    """Every `_target_` entry of the logger group, named for one fit (or the protocol summary).
+
+    CSV and TensorBoard write `<output_dir>/<logger>/<version>`; W&B gets `wandb` (name, group, job
+    type, tags: `evaluation.dashboard` decides them) and never uploads checkpoints by itself (the
+    runner logs each fold's tested one when `log_model` is set). The W&B mode is said once per run
+    directory.
     """
     loggers = []
     for conf in (cfg or {}).values():
@@ -126,10 +144,10 @@ def instantiate_loggers(cfg: DictConfig | None, version: str, group: str) -> lis
         if conf._target_.endswith("WandbLogger"):
             # W&B's own start and summary blocks repeat per fold: silenced, the run log has one line per fold
             os.environ.setdefault("WANDB_SILENT", "true")
-            extra = {"name": f"{group}/{version}", "group": group, "job_type": version.split("_")[0]}
-            if conf.get("offline"):
-                log.warning("W&B: no API key and no WANDB_MODE set, logging offline to %s. "
-                            "Upload later with `wandb sync %s/wandb/offline-run-*`.", conf.save_dir, conf.save_dir)
+            extra = {**(wandb or {}), "log_model": False}
+            if str(conf.save_dir) not in _ANNOUNCED:
+                _ANNOUNCED.add(str(conf.save_dir))
+                log.info("%s", wandb_mode_line(conf))
         else:
             extra = {"version": version}
         loggers.append(hydra.utils.instantiate(conf, **extra))

@@ -4,7 +4,7 @@
 - `${wandb_offline:}`     true when W&B has no API key and no WANDB_MODE: log offline, never block.
 - `${input_channels:${data.input},${data.grayscale}}`  the channels a model gets for a data input:
                           frames / diff / diff_seq 1 (grayscale) or 3 (RGB), flow / flow_seq 3
-                          (u, v, optical strain); `data.channels` in conf/data/_base.yaml, read by
+                          (u, v, optical strain); `data.channels` in conf/_data.yaml, read by
                           the model's `in_chans` (the same function the DataModule's clips follow).
 - `${gpu_for_job:}`       the GPU of this job in a multirun (job number modulo visible GPUs).
 """

@@ -48,7 +48,8 @@ def start_run(cfg: DictConfig) -> Path:
 
 
 class _Once(logging.Filter):
-    """Lets each distinct message through once per process (Lightning repeats its notes every fold)."""
+    """Lets each distinct message through once per process (Lightning repeats its notes every fold), and
+    none of Lightning's advertisements (its LitLogger tip)."""
 
     def __init__(self):
         super().__init__()
@@ -56,25 +57,30 @@ class _Once(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if message in self.seen:
+        if message in self.seen or message.startswith("💡 Tip"):
             return False
         self.seen.add(message)
         return True
 
 
 def say_lightning_notes_once() -> None:
-    """Lightning's tips, device lines and warnings once per run, not once per fold (16x in a LOSO run)."""
+    """Lightning's tips, device lines and warnings once per run, not once per fold (16x in a LOSO run),
+    each through one handler only."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _Once) for f in logger.filters):
             logger.addFilter(_Once())
     if logging.getLogger().handlers:  # Hydra's console + train.log handlers: Lightning's own would print twice
-        for name in ("lightning.pytorch", "lightning.fabric"):
+        for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
             logger = logging.getLogger(name)
             for handler in [h for h in logger.handlers if type(h) is logging.StreamHandler]:
                 logger.removeHandler(handler)
+            logger.propagate = True
     warnings.filterwarnings("once", module=r"lightning(\.|$)")
     warnings.filterwarnings("once", module=r"pytorch_lightning(\.|$)")
+    # deprecations raised inside Lightning by the installed torch, not by anything a user set
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*", category=Warning)
+    warnings.filterwarnings("ignore", message=r".*torch.distributed.nn.functional.all_gather is deprecated.*")
 
 
 def run_summary(cfg: DictConfig, out_dir: Path) -> str:
