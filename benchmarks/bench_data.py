@@ -194,7 +194,7 @@ def make_model(num_classes: int, size: int, frames: int, epochs: int):
     from hydra.core.global_hydra import GlobalHydra
 
     from mer_lightning.models.factory import ClipShape, build_model
-    from mer_lightning.utils.resolvers import register_resolvers
+    from mer_lightning.resolvers import register_resolvers
 
     register_resolvers()
     GlobalHydra.instance().clear()

@@ -31,7 +31,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from mer_lightning.models.factory import ClipShape, build_model  # noqa: E402
-from mer_lightning.utils.resolvers import register_resolvers  # noqa: E402
+from mer_lightning.resolvers import register_resolvers  # noqa: E402
 
 PRECISIONS = {"32-true": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 

@@ -14,17 +14,16 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mer_lightning.data.splits import OFFICIAL_TEST, SUBJECT_PROTOCOLS, Fold
-from mer_lightning.evaluation.report import write_report
+from mer_lightning.evaluation.report import print_results, write_report
 from mer_lightning.evaluation.results import fold_frame, fold_record, pooled_results
 from mer_lightning.models.factory import build_model
+from mer_lightning.resolvers import register_resolvers
 from mer_lightning.runner.checkpoints import load_weights, read_meta
 from mer_lightning.runner.fold import check_predictions
 from mer_lightning.runner.folds import debug_limits, drop_moved_keys
 from mer_lightning.utils.errors import MERError, exit_on_user_error
 from mer_lightning.utils.instantiate import instantiate_strict
-from mer_lightning.utils.resolvers import register_resolvers
-from mer_lightning.utils.rich_utils import print_results
-from mer_lightning.utils.run import start_run
+from mer_lightning.utils.run_dir import start_run
 
 register_resolvers()
 

@@ -17,13 +17,12 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from mer_lightning.evaluation.dashboard import log_summary
-from mer_lightning.evaluation.report import write_report
+from mer_lightning.evaluation.report import print_results, write_report
 from mer_lightning.evaluation.results import pooled_results
 from mer_lightning.runner.fingerprint import differences
 from mer_lightning.runner.run import add_reference
 from mer_lightning.runner.selection import inner_folds, selection_mode
 from mer_lightning.utils.errors import MERError, exit_on_user_error
-from mer_lightning.utils.rich_utils import print_results
 
 
 def finished_folds(run_dir: Path) -> list[dict]:
@@ -59,10 +58,10 @@ def check_complete(records: list[dict]) -> None:
 
 def pool_reference(cfg, run_dir: Path, records: list[dict]) -> dict | None:
     """The classical reference on the run's folds (`report.reference`), as `train` adds it when it pools."""
+    from mer_lightning.resolvers import register_resolvers
     from mer_lightning.runner.folds import build_folds
     from mer_lightning.runner.reference import reference_name, run_reference
     from mer_lightning.utils.instantiate import instantiate_strict
-    from mer_lightning.utils.resolvers import register_resolvers
 
     if reference_name(cfg) is None:
         return None

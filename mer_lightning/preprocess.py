@@ -17,11 +17,11 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from mer_lightning.resolvers import register_resolvers
 from mer_lightning.utils.errors import exit_on_user_error
 from mer_lightning.utils.instantiate import instantiate_strict
 from mer_lightning.utils.io import write_json
-from mer_lightning.utils.resolvers import register_resolvers
-from mer_lightning.utils.run import start_run
+from mer_lightning.utils.run_dir import start_run
 
 register_resolvers()
 

@@ -21,10 +21,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mer_lightning.evaluation.objective import check_objective
+from mer_lightning.resolvers import register_resolvers
 from mer_lightning.utils.errors import Preempted, exit_on_user_error, sigterm_stops_run, user_error
 from mer_lightning.utils.instantiate import instantiate_strict
-from mer_lightning.utils.resolvers import register_resolvers
-from mer_lightning.utils.run import run_lock, start_run
+from mer_lightning.utils.run_dir import run_lock, start_run
 
 register_resolvers()
 log = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
+from mer_lightning.resolvers import register_resolvers  # noqa: E402
 from mer_lightning.runner.folds import drop_moved_keys  # noqa: E402
-from mer_lightning.utils.resolvers import register_resolvers  # noqa: E402
 
 register_resolvers()
 

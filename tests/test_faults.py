@@ -1,11 +1,11 @@
 """Trust and faults: no silent reuse, no selection on test, one clear line per user error, nothing
 finished lost (the README's reliability table, row by row)."""
 
-import fcntl
 import json
 
 import pandas as pd
 import pytest
+from filelock import ReadWriteLock
 from sklearn.metrics import f1_score, recall_score
 
 import mer_lightning.models.module as module
@@ -154,12 +154,17 @@ def test_bad_input_on_the_command_line_has_no_traceback(tmp_path, tiny_root):
 def test_a_second_run_in_the_same_directory_is_refused(train_cfg, tmp_path):
     out = tmp_path / "run"
     cfg = train_cfg(*FAST, out=out)
-    with open(out / ".mer.lock", "a+") as held:  # another process holds the run directory
-        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        held.write("pid 12345 on elsewhere")
-        held.flush()
+    held = ReadWriteLock(out / ".mer.lock", is_singleton=False)  # another run holds the run directory
+    held.acquire_write(timeout=0, blocking=False)
+    (out / ".mer.lock.holder").write_text("pid 12345 on elsewhere")
+    try:
         with pytest.raises(MERError, match=r"another run is using .*pid 12345.*hydra.run.dir"):
             train(cfg)
+        with pytest.raises(MERError, match=r"another run is using"):  # a job array's fold job too
+            train(train_cfg(*FAST, "runner.pool=false", out=out))
+    finally:
+        held.release()
+        held.close()
     assert not (out / "folds").exists()
     train(cfg)  # released: the run goes ahead
     assert (out / "results.json").is_file()

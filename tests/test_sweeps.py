@@ -1,7 +1,7 @@
 """Multiruns: one report over the jobs, failures recorded without stopping the sweep, launchers compose."""
 
-import re
 import json
+import re
 
 import pandas as pd
 import pytest

@@ -2,8 +2,8 @@
 
 import json
 
+from mer_lightning.resolvers import wandb_offline
 from mer_lightning.train import train
-from mer_lightning.utils.resolvers import wandb_offline
 
 
 def test_offline_without_key_or_mode(monkeypatch, tmp_path):

@@ -173,14 +173,14 @@ def normalise_flow(flow: np.ndarray, how: str = "maxabs", scale: float = 2.0) ->
 class Preprocessing:
     """What turns a sample's frame files into the array the model gets (see the module docstring)."""
 
-    input: str = "frames"
-    face: str = "none"
+    input: str = "flow_seq"
+    face: str = "auto"
     frames: str = "uniform"
     num_frames: int = 8
-    image_size: int = 64
+    image_size: int = 32
     channels: int = 1  # of the decoded frames: 1 grayscale, 3 RGB (flow always decodes grayscale)
     flow: str = "farneback"
-    flow_size: int | None = None  # motion measured at this face size (None: at image_size)
+    flow_size: int | None = 192  # motion measured at this face size (None: at image_size)
     face_margin: float = 0.2
     flow_scaling: str = "maxabs"  # how flow channels are scaled for the network (`normalise_flow`)
     flow_scale: float = 2.0  # pixels at flow_size that `pixels` scaling maps to 0 or 1

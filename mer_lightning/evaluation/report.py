@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import rich
+from rich.table import Table
+from rich.text import Text
 
 from mer_lightning.data.splits import OFFICIAL_TEST
 from mer_lightning.utils.io import write_csv, write_json, write_text
-
 
 MODES = {
     "refit": ("each fold's epoch count was chosen on validation subjects carved from its training subjects{inner}, "
@@ -212,3 +214,27 @@ def curves_png(path: Path, folds: list[dict]) -> bool:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
+
+
+def print_results(results: dict) -> None:
+    """A short table: pooled headline figures, then mean and std over folds."""
+    for line in warnings(results):  # first: a debug / partial run, figures chosen on a test figure
+        rich.print(Text(line.replace("**", ""), style="bold red"))
+    table = Table(title=f"Results ({results['protocol']['name']}, {len(results['folds'])} fold(s), "
+                        f"{results['pooled']['n']} test samples)")
+    table.add_column("metric")
+    table.add_column("pooled", justify="right")
+    table.add_column("fold mean ± std", justify="right")
+    m, reference = results["metrics"], results.get("reference")
+    if reference:
+        table.add_column(f"reference: {reference['name']}", justify="right")
+        table.add_column("model - reference", justify="right")
+    for key in ("acc", "uf1", "uar"):
+        mean, std = m.get(f"fold_mean/{key}"), m.get(f"fold_std/{key}")
+        spread = f"{mean:.4f} ± {std:.4f}" if mean is not None else "-"
+        extra = [f"{m[f'reference/{key}']:.4f}", f"{m[f'vs_reference/{key}']:+.4f}"] if reference else []
+        table.add_row(key, f"{m[f'protocol/{key}']:.4f}", spread, *extra)
+    rich.print(table)
+    mode = (results.get("selection") or {}).get("mode")
+    if mode:
+        rich.print(f"runner.selection={mode}: no fold's model or epoch was chosen on its test subjects")

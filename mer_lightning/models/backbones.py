@@ -61,8 +61,8 @@ class SmallCNN(nn.Module):
     on where the face sits in the crop; 0 = flatten the whole last feature map).
     """
 
-    def __init__(self, in_chans: int = 1, image_size: int = 64, channels: tuple[int, ...] = (16, 32, 64),
-                 num_features: int = 128, dropout: float = 0.2, pool: int = 0, freeze: bool = False,
+    def __init__(self, in_chans: int = 1, image_size: int = 64, channels: tuple[int, ...] = (16, 32, 64, 64),
+                 num_features: int = 128, dropout: float = 0.2, pool: int = 2, freeze: bool = False,
                  freeze_epochs: int = 0):
         super().__init__()
         layers, c = [], in_chans

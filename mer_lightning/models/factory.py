@@ -30,12 +30,16 @@ class ClipShape:
 
     @classmethod
     def of(cls, data_cfg: DictConfig, num_classes: int) -> "ClipShape":
-        """The clip shape a data config gives (the data owns T, channels and size): T as preprocessing
-        makes it (1 for `input=flow` / `diff`, 2 for `frames=onset_apex`)."""
-        from mer_lightning.data.clips import frames_for
+        """The clip shape a data config gives, as its preprocessing makes it (the preprocessing owns the
+        shape: 1 step for `input=flow` / `diff`, 2 for `frames=onset_apex`, ...)."""
+        from mer_lightning.data.preprocessing import Preprocessing
 
-        steps = 1 if data_cfg.input in ("diff", "flow") else frames_for(data_cfg.frames, int(data_cfg.num_frames))
-        return cls(num_classes, steps, int(data_cfg.channels), int(data_cfg.image_size))
+        grayscale = bool(data_cfg.get("grayscale", True))
+        steps, channels, size, _ = Preprocessing(input=data_cfg.input, frames=data_cfg.frames,
+                                                 num_frames=int(data_cfg.num_frames),
+                                                 image_size=int(data_cfg.image_size),
+                                                 channels=1 if grayscale else 3).shape
+        return cls(num_classes, steps, channels, size)
 
 
 def build_model(model_cfg: DictConfig, data) -> MERModule:

@@ -39,7 +39,7 @@ class _BidirectionalRNNHead(nn.Module):
     min_frames = 1
 
     def __init__(self, in_features: int, hidden_size: int = 64, num_layers: int = 1, dropout: float = 0.0,
-                 min_frames: int = 1, pool: str = "last"):
+                 min_frames: int = 1, pool: str = "mean"):
         super().__init__()
         if pool not in ("last", "mean"):
             raise ValueError(f"model.head.pool={pool}: choose last or mean")
@@ -57,13 +57,15 @@ class _BidirectionalRNNHead(nn.Module):
 
 
 class BiLSTMHead(_BidirectionalRNNHead):
-    """A bidirectional LSTM over the frame features; the last forward and first backward states."""
+    """A bidirectional LSTM over the frame features; its outputs averaged over time (`pool=last`: the
+    last forward and first backward states)."""
 
     rnn_type = nn.LSTM
 
 
 class GRUHead(_BidirectionalRNNHead):
-    """A bidirectional GRU over the frame features; the last forward and first backward states."""
+    """A bidirectional GRU over the frame features; its outputs averaged over time (`pool=last`: the
+    last forward and first backward states)."""
 
     rnn_type = nn.GRU
 

@@ -54,7 +54,7 @@ class MERModule(pl.LightningModule):
         num_classes: int,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
-        dropout: float = 0.3,
+        dropout: float = 0.0,
         class_weights: str | None = None,
         label_smoothing: float = 0.0,
         class_names: list[str] | None = None,

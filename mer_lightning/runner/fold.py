@@ -23,6 +23,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from mer_lightning.data.splits import Fold, fold_seed
+from mer_lightning.evaluation.dashboard import finish_wandb, fold_loggers, log_checkpoint
 from mer_lightning.evaluation.results import fold_frame
 from mer_lightning.models.factory import build_model
 from mer_lightning.runner.checkpoints import check_fold, load_weights, read_meta, saved_epoch
@@ -40,7 +41,6 @@ from mer_lightning.runner.selection import (
     selection_splits,
 )
 from mer_lightning.utils.errors import MERError, raise_if_preempted
-from mer_lightning.evaluation.dashboard import finish_wandb, fold_loggers, log_checkpoint
 from mer_lightning.utils.instantiate import instantiate_callbacks
 from mer_lightning.utils.io import write_json
 

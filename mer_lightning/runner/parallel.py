@@ -25,7 +25,6 @@ from mer_lightning.runner.folds import build_folds, debug_limits, fold_folder, r
 from mer_lightning.runner.store import write_fold
 from mer_lightning.utils.errors import MERError, user_error
 from mer_lightning.utils.instantiate import instantiate_strict
-from mer_lightning.utils.resolvers import register_resolvers
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,6 @@ def train_fold_in_worker(plain: dict, index: int, start_from: str | None, thread
     """One fold in a worker process: the same steps as the sequential runner, the fold written to disk."""
     import torch
 
-    register_resolvers()
     cfg = OmegaConf.create(plain)
     gpu = queue.get() if queue is not None else None
     try:

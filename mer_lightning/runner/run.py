@@ -23,7 +23,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from mer_lightning.evaluation.dashboard import log_summary
-from mer_lightning.evaluation.report import write_report
+from mer_lightning.evaluation.report import print_results, write_report
 from mer_lightning.evaluation.results import fold_record, pooled_results
 from mer_lightning.runner.checkpoints import given_checkpoints
 from mer_lightning.runner.fingerprint import fingerprint
@@ -39,9 +39,13 @@ from mer_lightning.runner.folds import (
 from mer_lightning.runner.parallel import fold_threads, log_progress, run_folds_in_parallel
 from mer_lightning.runner.reference import run_reference
 from mer_lightning.runner.selection import inner_folds, selection_mode
-from mer_lightning.runner.store import interrupted_checkpoint, load_finished_fold, set_aside, write_fold
+from mer_lightning.runner.store import (
+    interrupted_checkpoint,
+    load_finished_fold,
+    set_aside,
+    write_fold,
+)
 from mer_lightning.utils.errors import Preempted
-from mer_lightning.utils.rich_utils import print_results
 
 log = logging.getLogger(__name__)
 

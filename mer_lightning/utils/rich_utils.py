@@ -1,4 +1,5 @@
-"""Printing: the config tree at start-up and the results table at the end."""
+"""Printing: the config tree at start-up and `inspect`'s tables (the results table is evaluation's:
+`evaluation.report.print_results`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import rich.syntax
 import rich.tree
 from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
-from rich.text import Text
 
 ORDER = ("data", "model", "protocol", "callbacks", "logger", "trainer", "paths", "extras")
 
@@ -28,32 +28,6 @@ def print_config_tree(cfg: DictConfig, save_to: Path | None = None, show: bool =
     if save_to is not None:
         with open(save_to, "w") as f:
             rich.print(tree, file=f)
-
-
-def print_results(results: dict) -> None:
-    """A short table: pooled headline figures, then mean and std over folds."""
-    from mer_lightning.evaluation.report import warnings
-
-    for line in warnings(results):  # first: a debug / partial run, figures chosen on a test figure
-        rich.print(Text(line.replace("**", ""), style="bold red"))
-    table = Table(title=f"Results ({results['protocol']['name']}, {len(results['folds'])} fold(s), "
-                        f"{results['pooled']['n']} test samples)")
-    table.add_column("metric")
-    table.add_column("pooled", justify="right")
-    table.add_column("fold mean ± std", justify="right")
-    m, reference = results["metrics"], results.get("reference")
-    if reference:
-        table.add_column(f"reference: {reference['name']}", justify="right")
-        table.add_column("model - reference", justify="right")
-    for key in ("acc", "uf1", "uar"):
-        mean, std = m.get(f"fold_mean/{key}"), m.get(f"fold_std/{key}")
-        spread = f"{mean:.4f} ± {std:.4f}" if mean is not None else "-"
-        extra = [f"{m[f'reference/{key}']:.4f}", f"{m[f'vs_reference/{key}']:+.4f}"] if reference else []
-        table.add_row(key, f"{m[f'protocol/{key}']:.4f}", spread, *extra)
-    rich.print(table)
-    mode = (results.get("selection") or {}).get("mode")
-    if mode:
-        rich.print(f"runner.selection={mode}: no fold's model or epoch was chosen on its test subjects")
 
 
 def print_data_summary(summary: dict) -> None:

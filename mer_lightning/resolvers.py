@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 
 def _project_root() -> Path:
     """The repository root for a checkout (editable install); the working directory for an installed package."""
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[1]
     return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
 
 

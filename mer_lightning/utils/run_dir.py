@@ -1,8 +1,8 @@
-"""Start-of-run chores shared by the entry points: checks, one run per directory, the saved config."""
+"""The run directory: its checks, its saved config, its lock (one run per directory), and the start-of-run
+chores every entry point shares (Lightning's notes once, the one-line summary of what runs)."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import socket
@@ -11,6 +11,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from filelock import ReadWriteLock, Timeout
 from omegaconf import DictConfig, OmegaConf
 
 from mer_lightning.utils.errors import MERError
@@ -106,32 +107,30 @@ def _extra_rank() -> bool:
 def run_lock(out_dir: Path, shared: bool = False):
     """Hold `<out_dir>/.mer.lock` for the run: a second run in the same directory is refused.
 
-    An OS lock (flock), so it is released when the process ends however it ends; the extra ranks
-    of a DDP run share the first rank's directory and do not take it. `shared`: the fold jobs of one
-    protocol (`runner.pool=false`, e.g. a job array) may share the directory with each other, never
-    with a whole-protocol run.
+    A reader/writer lock (`filelock`, portable): released when the process ends however it ends; the
+    extra ranks of a DDP run share the first rank's directory and do not take it. `shared`: the fold
+    jobs of one protocol (`runner.pool=false`, e.g. a job array) may share the directory with each
+    other (readers), never with a whole-protocol run (the writer). Who holds it is in `.mer.lock.holder`.
     """
     if _extra_rank():
         yield
         return
-    path = Path(out_dir) / LOCK
+    path, holder = Path(out_dir) / LOCK, Path(out_dir) / f"{LOCK}.holder"
     try:
-        handle = open(path, "a+")
-    except OSError as err:
-        raise MERError(f"cannot create {path} ({err.strerror or err}); choose a writable `hydra.run.dir=...`") from None
+        lock = ReadWriteLock(path, is_singleton=False)
+        (lock.acquire_read if shared else lock.acquire_write)(timeout=0, blocking=False)
+    except Timeout:
+        who = holder.read_text().strip() if holder.is_file() else "another process"
+        raise MERError(f"another run is using {out_dir} ({who}); wait for it to finish, or give this run "
+                       "its own directory with `hydra.run.dir=...`") from None
+    except (OSError, ValueError) as err:
+        raise MERError(f"cannot lock {path} ({getattr(err, 'strerror', None) or err}); choose a writable "
+                       "`hydra.run.dir=...`") from None
     try:
-        try:
-            fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise MERError(f"another run is using {out_dir} ({holder}); wait for it to finish, or give this run "
-                           "its own directory with `hydra.run.dir=...`") from None
         if not shared:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
-            handle.flush()
+            holder.write_text(f"pid {os.getpid()} on {socket.gethostname()}, "
+                              f"started {time.strftime('%Y-%m-%d %H:%M:%S')}")
         yield
     finally:
-        handle.close()
+        lock.release()
+        lock.close()
