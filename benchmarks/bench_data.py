@@ -47,7 +47,8 @@ from mer_lightning.data.preprocessing import (
     load_clip,  # noqa: E402
 )
 from mer_lightning.data.readers import read_casme2  # noqa: E402
-from mer_lightning.data.synthetic import SyntheticSpec, write_casme2_like  # noqa: E402
+from mer_lightning.data.synthetic import SyntheticSpec  # noqa: E402
+from mer_lightning.data.synthetic.writers import write_casme2_like  # noqa: E402
 from mer_lightning.utils.errors import MERError  # noqa: E402
 from mer_lightning.vision.face import FaceNotFound  # noqa: E402
 from mer_lightning.vision.flow import FLOW_METHODS  # noqa: E402

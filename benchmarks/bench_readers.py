@@ -30,19 +30,15 @@ from mer_lightning.data.readers import read_4dme, read_casme2, read_composite, r
 from mer_lightning.data.readers.casme import read_casme
 from mer_lightning.data.readers.casme3 import read_casme3
 from mer_lightning.data.readers.mmew import read_mmew
-from mer_lightning.data.synthetic import (
-    CASME2_COLUMNS,
-    CASME2_SHEET,
-    SAMM_COLUMNS,
-    SAMM_SHEET,
-    SAMM_SUBJECTS,
-)
-from mer_lightning.data.synthetic_more_b import (
-    DFME_COLUMNS,
-    DFME_SHEET,
-    FOURDME_COLUMNS,
-    FOURDME_SHEET,
-)
+from mer_lightning.data.synthetic.writers.casme2 import COLUMNS as CASME2_COLUMNS
+from mer_lightning.data.synthetic.writers.casme2 import SHEET as CASME2_SHEET
+from mer_lightning.data.synthetic.writers.dfme import COLUMNS as DFME_COLUMNS
+from mer_lightning.data.synthetic.writers.dfme import SHEET as DFME_SHEET
+from mer_lightning.data.synthetic.writers.fourdme import COLUMNS as FOURDME_COLUMNS
+from mer_lightning.data.synthetic.writers.fourdme import SHEET as FOURDME_SHEET
+from mer_lightning.data.synthetic.writers.samm import COLUMNS as SAMM_COLUMNS
+from mer_lightning.data.synthetic.writers.samm import SHEET as SAMM_SHEET
+from mer_lightning.data.synthetic.writers.samm import SUBJECTS as SAMM_SUBJECTS
 
 DFME_PARTS = (("A", 500, 1118, 72), ("B", 300, 969, 92), ("C", 200, 5439, 492))  # part, fps, clips, subjects
 
@@ -132,7 +128,9 @@ def dfme_tree(root: Path, rng, fraction: float) -> int:
 def casme3_tree(root: Path, rng, clips: int = 860) -> int:
     """CAS(ME)^3 part A: 94 subjects, 13 long videos each, several MEs per video (30 fps: 8-20 frames each,
     written with 5 frames either side, not the whole long video), the JpgIndex_v2 sheet."""
-    from mer_lightning.data.synthetic_more import CASME3_COLUMNS, CASME3_FRAMES, CASME3_SHEET
+    from mer_lightning.data.synthetic.writers.casme3 import COLUMNS as CASME3_COLUMNS
+    from mer_lightning.data.synthetic.writers.casme3 import FRAMES as CASME3_FRAMES
+    from mer_lightning.data.synthetic.writers.casme3 import SHEET as CASME3_SHEET
 
     jpeg, rows = tiny_jpeg(), []
     emotions = ["disgust", "surprise", "others", "fear", "anger", "sad", "happy"]
@@ -153,7 +151,8 @@ def casme3_tree(root: Path, rng, clips: int = 860) -> int:
 
 def casme_tree(root: Path, rng, clips: int = 189) -> int:
     """CASME: 19 subjects, 189 clips of 40-90 frames (60 fps), `<Filename>-045.jpg`, meb's sheet columns."""
-    from mer_lightning.data.synthetic_more import CASME_COLUMNS, CASME_SHEET
+    from mer_lightning.data.synthetic.writers.casme import COLUMNS as CASME_COLUMNS
+    from mer_lightning.data.synthetic.writers.casme import SHEET as CASME_SHEET
 
     rows = write_tree(root, clips, [f"sub{s:02d}" for s in range(1, 20)],
                       lambda s, c: root / "CASME_raw_selected" / s / c, lambda s, n: f"f-{n:03d}.jpg", rng)
@@ -166,7 +165,8 @@ def casme_tree(root: Path, rng, clips: int = 189) -> int:
 
 def mmew_tree(root: Path, rng, clips: int = 300) -> int:
     """MMEW: 300 clips of 20-60 frames from `1.jpg` in `Micro_Expression/<emotion>/` (others in `repression/`)."""
-    from mer_lightning.data.synthetic_more import MMEW_COLUMNS, MMEW_SHEET
+    from mer_lightning.data.synthetic.writers.mmew import COLUMNS as MMEW_COLUMNS
+    from mer_lightning.data.synthetic.writers.mmew import SHEET as MMEW_SHEET
 
     jpeg, rows, total = tiny_jpeg(), [], 0
     emotions = ["happiness", "surprise", "disgust", "others", "fear", "sadness", "anger"]

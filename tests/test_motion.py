@@ -16,13 +16,9 @@ from mer_lightning.data.preprocessing import (
     resize_channels,
 )
 from mer_lightning.data.readers import read_casme2, read_fer2013, read_samm
-from mer_lightning.data.synthetic import (
-    SyntheticSpec,
-    synth_clips,
-    write_casme2_like,
-    write_samm_like,
-)
-from mer_lightning.data.synthetic_faces import LANDMARKS, expression_field, make_identity
+from mer_lightning.data.synthetic import SyntheticSpec, synth_clips
+from mer_lightning.data.synthetic.faces import LANDMARKS, expression_field, make_identity
+from mer_lightning.data.synthetic.writers import write_casme2_like, write_samm_like
 from mer_lightning.utils.errors import MERError
 from mer_lightning.vision.flow import dense_flow, optical_strain
 from tests.conftest import needs_dlib
@@ -62,7 +58,7 @@ def test_clips_are_full_frames_with_the_face_a_fraction_and_head_motion():
 
 
 def test_photographs_ship_with_installed_packages_and_landmarks_fit():
-    from mer_lightning.data.synthetic_faces import photo
+    from mer_lightning.data.synthetic.faces import photo
 
     for name, points in LANDMARKS.items():
         image = photo(name)
@@ -166,7 +162,7 @@ def test_face_auto_picks_per_layout(raw_root, tiny_root, tmp_path):
     assert not any(auto.wants_face(s) for s in read_casme2(tiny_root))  # Cropped: face crops
     samm = write_samm_like(tmp_path / "SAMM", SyntheticSpec(**{**SMALL, "frame_size": (340, 180)}, layout="samm"))
     assert all(auto.wants_face(s) for s in read_samm(samm))
-    from mer_lightning.data.synthetic import write_fer2013_like
+    from mer_lightning.data.synthetic.writers import write_fer2013_like
 
     fer = write_fer2013_like(tmp_path / "fer", SyntheticSpec(**SMALL, layout="fer2013"))
     assert not any(auto.wants_face(s) for s in read_fer2013(fer))

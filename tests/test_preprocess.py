@@ -252,7 +252,8 @@ def test_broken_clips_are_skipped_and_reported(tiny_root, tmp_path):
 
 @needs_dlib
 def test_face_lost_is_reported_per_clip(tmp_path):
-    from mer_lightning.data.synthetic import SyntheticSpec, write_casme2_like
+    from mer_lightning.data.synthetic import SyntheticSpec
+    from mer_lightning.data.synthetic.writers import write_casme2_like
 
     root = write_casme2_like(tmp_path / "faces", SyntheticSpec(subjects=2, clips_per_class=1, seed=3))
     samples = _table(root).samples

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from mer_lightning.data.readers import read_casme2, read_composite, read_samm, read_smic
-from mer_lightning.data.readers.common import check_sample_ids
-from mer_lightning.data.synthetic import (
-    SyntheticSpec,
+from mer_lightning.data.samples import check_sample_ids
+from mer_lightning.data.synthetic import SyntheticSpec
+from mer_lightning.data.synthetic.writers import (
     write_casme2_like,
     write_samm_like,
     write_smic_like,

@@ -21,11 +21,11 @@ from mer_lightning.data.readers import (
     read_samm,
     read_smic,
 )
-from mer_lightning.data.readers.common import numbered_frames
+from mer_lightning.data.readers._folders import numbered_frames
 from mer_lightning.data.samples import Sample, SampleTable
 from mer_lightning.data.splits import make_folds
-from mer_lightning.data.synthetic import (
-    SyntheticSpec,
+from mer_lightning.data.synthetic import SyntheticSpec
+from mer_lightning.data.synthetic.writers import (
     write_casme2_like,
     write_fer2013_like,
     write_samm_like,

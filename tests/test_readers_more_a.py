@@ -11,22 +11,20 @@ import pandas as pd
 import pytest
 
 from mer_lightning.data.labels import apply_scheme
+from mer_lightning.data.readers._sheet import apply_corrections
 from mer_lightning.data.readers.casme import read_casme
 from mer_lightning.data.readers.casme3 import CORRECTIONS as CASME3_CORRECTIONS
 from mer_lightning.data.readers.casme3 import read_casme3
 from mer_lightning.data.readers.mmew import read_mmew
-from mer_lightning.data.readers.sheets import apply_corrections
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.data.synthetic import SyntheticSpec, read_synthetic
-from mer_lightning.data.synthetic_more import (
-    CASME3_FRAMES,
-    CASME3_SHEET,
-    CASME_SHEET,
-    MMEW_SHEET,
-    write_casme3_like,
-    write_casme_like,
-    write_mmew_like,
-)
+from mer_lightning.data.synthetic.writers.casme import SHEET as CASME_SHEET
+from mer_lightning.data.synthetic.writers.casme import write_casme_like
+from mer_lightning.data.synthetic.writers.casme3 import FRAMES as CASME3_FRAMES
+from mer_lightning.data.synthetic.writers.casme3 import SHEET as CASME3_SHEET
+from mer_lightning.data.synthetic.writers.casme3 import write_casme3_like
+from mer_lightning.data.synthetic.writers.mmew import SHEET as MMEW_SHEET
+from mer_lightning.data.synthetic.writers.mmew import write_mmew_like
 from mer_lightning.utils.errors import MERError
 from tests.conftest import run_cli
 

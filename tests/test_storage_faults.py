@@ -165,12 +165,14 @@ def test_another_spec_is_replaced(tmp_path):
 @pytest.mark.parametrize("when", ["while generating", "while renaming"])
 def test_a_twin_published_meanwhile_is_used(tmp_path, monkeypatch, when):
     """Another job publishes the same spec before ours is renamed in: theirs is kept, ours discarded."""
-    import mer_lightning.data.synthetic as synthetic
+    import dataclasses
+
+    from mer_lightning.data.synthetic import layouts
 
     twin = ensure_synthetic(tmp_path / "twin", SyntheticSpec(**SMALL))
     root = tmp_path / "shared" / "synthetic"
     marker = (twin / "synthetic.json").stat().st_ino
-    real_writer, real_replace = synthetic.WRITERS["casme2"], os.replace
+    real_writer, real_replace = layouts.LAYOUTS["casme2"].write, os.replace
 
     def writer(tmp, spec):
         real_writer(tmp, spec)
@@ -182,7 +184,7 @@ def test_a_twin_published_meanwhile_is_used(tmp_path, monkeypatch, when):
             real_replace(twin, root)  # between the check and the rename
         return real_replace(src, dst)
 
-    monkeypatch.setitem(synthetic.WRITERS, "casme2", writer)
+    monkeypatch.setitem(layouts.LAYOUTS, "casme2", dataclasses.replace(layouts.LAYOUTS["casme2"], write=writer))
     monkeypatch.setattr(os, "replace", replace)
     ensure_synthetic(root, SyntheticSpec(**SMALL))
     assert (root / "synthetic.json").stat().st_ino == marker, "the twin already published is used"

@@ -20,8 +20,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from mer_lightning.data.cache import CacheReport, ClipCache, Prepared
 from mer_lightning.data.labels import apply_scheme
 from mer_lightning.data.preprocessing import Preprocessing
-from mer_lightning.data.readers.common import check_sample_ids
-from mer_lightning.data.samples import SampleTable
+from mer_lightning.data.samples import SampleTable, check_sample_ids
 from mer_lightning.data.splits import Fold
 from mer_lightning.data.transforms import clip_augment
 from mer_lightning.utils.errors import MERError

@@ -13,6 +13,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from mer_lightning.utils.errors import MERError
+
 
 @dataclass(frozen=True, eq=False)
 class Sample:
@@ -150,3 +152,42 @@ class SampleTable:
             "per_source": {k: {n: sources[k][n] for n in names} for k in sorted(sources)} if len(sources) > 1 else {},
             "fps": {k: sorted(rates[k]) for k in sorted(rates)},
         }
+
+
+def printable(text: str) -> str:
+    """`text` safe to log and write as UTF-8: bytes of a non-UTF-8 file name are shown as `\\xe9`."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # how Linux file names in another encoding come back
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def check_sample_ids(table: SampleTable) -> SampleTable:
+    """After any reader: skip samples whose names are not valid UTF-8, and refuse two samples with one id.
+
+    A folder named in another encoding (Latin-1 `s1_ne_\\xe9`) reaches Python as surrogate escapes:
+    it reads fine but crashes only when results are written, after a fold has trained, so it is
+    skipped here, with the name shown safely and the advice to rename it. Skip reasons that quote
+    such names are made printable too (they are logged and written to JSON). Returns `table`.
+    """
+    kept = []
+    for sample in table.samples:
+        names = [sample.id, *map(str, sample.frames)]
+        bad = next((name for name in names if printable(name) != name), None)
+        if bad is None:
+            kept.append(sample)
+            continue
+        if bad == sample.id and sample.frames:
+            bad = str(sample.frames[0].parent)  # the clip folder on disk: what to rename
+        table.skip(printable(sample.id), f"name is not valid UTF-8: {printable(bad)}; rename it to UTF-8 "
+                                         "(e.g. `convmv -f latin1 -t utf8 -r --notest <folder>`), then read again")
+    table.samples = kept
+    for skip in table.skipped:
+        skip.sample, skip.reason = printable(skip.sample), printable(skip.reason)
+    twice = [sample_id for sample_id, n in Counter(s.id for s in kept).items() if n > 1]
+    if twice:
+        where = [str(s.frames[0].parent) if s.frames else s.clip for s in kept if s.id == twice[0]]
+        raise MERError(f"{len(twice)} sample id(s) are read more than once, e.g. '{twice[0]}' (from {', '.join(where)}): "
+                       "each clip must be listed once; rename or remove the extra copies")
+    return table

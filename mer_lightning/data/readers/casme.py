@@ -21,27 +21,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_lightning.data.readers.common import (
-    add_clip,
-    annotation_path,
-    as_int,
-    require_root,
-    same_clip_rows,
-)
-from mer_lightning.data.readers.sheets import (
-    ChildFolders,
+from mer_lightning.data.readers._folders import Folders, require_root
+from mer_lightning.data.readers._rows import ClipRow, SheetClips, sheet_records, subject_name
+from mer_lightning.data.readers._sheet import (
+    Columns,
     Correction,
     apply_corrections,
-    clip_folder,
-    find_table,
-    sheet_candidates,
+    as_int,
+    find_sheet,
 )
+from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.utils.errors import MERError
 
 FPS = 60.0
-COLUMNS = ["subject", "filename", "onsetf", "apexf1", "offsetf", "emotion"]
-OPTIONAL = ("apexf2",)
+COLUMNS = Columns({"subject": "subject", "clip": "filename", "onset": "onsetf", "apex": "apexf1",
+                   "offset": "offsetf", "emotion": "emotion", "apex2": "apexf2"},
+                  required=("subject", "clip", "onset", "apex", "offset", "emotion"), keys=("subject", "clip"))
 EMOTIONS = ("amusement", "contempt", "disgust", "fear", "happiness", "others", "repression", "sadness",
             "surprise", "tense")
 SPELLINGS = {"tension": "tense", "sad": "sadness", "happy": "happiness", "other": "others",
@@ -68,7 +64,7 @@ CORRECTIONS: dict[str, tuple[Correction, ...]] = {
 
 def find_frames_dir(root: Path, layout: str | None) -> tuple[Path, bool]:
     """(frames folder, whether it holds face crops)."""
-    folders = ChildFolders()
+    folders = Folders()
     for name in ((layout,) if layout else LAYOUTS):
         for base in (root, folders.child(root, "CASME")):
             found = folders.child(base, name)
@@ -82,43 +78,28 @@ def find_frames_dir(root: Path, layout: str | None) -> tuple[Path, bool]:
     raise MERError(f"no CASME frames folder in {root}: expected one of {list(LAYOUTS)} holding sub01/, sub02/, ...")
 
 
+@register_dataset("casme", title="CASME", folder="CASME", fps=(FPS,), classes="casme_4", protocol="loso",
+                  request_from=REQUEST_FROM)
 def read_casme(root, annotation_file: str | None = None, layout: str | None = None) -> SampleTable:
     """Read a CASME copy into a SampleTable (emotions lower case, labels not yet assigned, `fps` 60)."""
-    root = require_root(root, "CASME", REQUEST_FROM)
-    paths = [annotation_path(root, annotation_file)] if annotation_file else sheet_candidates(root, ("casme", ""))
+    root = require_root(root, "casme")
+    sheet = find_sheet(root, COLUMNS, "casme", "coding sheet", patterns=("*casme*", "*"), depth=3,
+                       annotation_file=annotation_file)
     frames_dir, cropped = find_frames_dir(root, layout)
-    sheet_path, _, sheet = find_table(paths, COLUMNS[:2], COLUMNS, "CASME coding", optional=OPTIONAL)
-    table = SampleTable([])
-    records = []
-    for row_number, (subject, filename, onset, apex, offset, emotion, apex2) in zip(
-            sheet.index, sheet.itertuples(index=False)):
-        number, emotion = as_int(subject), str(emotion).strip().lower()
-        records.append({"row": row_number, "subject": f"sub{number:02d}" if number is not None else str(subject).strip(),
-                        "filename": str(filename).strip(), "onset": as_int(onset), "apex": as_int(apex),
-                        "apex2": as_int(apex2), "offset": as_int(offset), "emotion": SPELLINGS.get(emotion, emotion)})
+    clips = SheetClips("casme", sheet.path.name, frames_dir)
+    records = sheet_records(sheet, lambda cell: subject_name(cell, "sub{:02d}"), SPELLINGS)
     for fixes in CORRECTIONS.values():
-        apply_corrections(records, fixes, table, sheet_path.name)
-    folders = ChildFolders()
-    listed: dict[tuple[str, str], list] = {}
-    apex2 = {}
+        apply_corrections(records, fixes, clips.table, sheet.path.name)
     for r in records:
-        listed.setdefault((r["subject"], r["filename"]), []).append(
-            (r["row"], (r["emotion"], r["onset"], r["apex"], r["offset"])))
-        apex2[r["row"]] = r["apex2"]
-    for (subject, filename), rows in listed.items():
-        if len(rows) > 1 and not same_clip_rows(table, rows, f"casme/{subject}/{filename}", sheet_path.name):
-            continue
-        row_number, (emotion, onset, apex, offset) = rows[0]
-        second = apex2[row_number]
+        clips.add(ClipRow.from_record(r, apex2=as_int(r["apex2"])),
+                  folders=(("Subject", r["subject"]), ("Filename", r["filename"])))
+    folders = Folders()
+    for row in clips.clips():
+        onset, apex, offset, second = row.onset, row.apex, row.offset, row.extra["apex2"]
         if None not in (onset, offset, second) and not (apex is not None and onset <= apex <= offset) \
-                and onset <= second <= offset:
-            apex = second
-            table.count("apex_from_apexf2")
-        clip_dir, problem = clip_folder(folders, frames_dir, subject, filename)
-        if problem:
-            table.skip(f"casme/{subject}/{filename}", f"{sheet_path.name} row {row_number}: {problem}")
-            continue
-        add_clip(table, dataset="casme", subject=subject, clip=filename, emotion=emotion, onset=onset, apex=apex,
-                 offset=offset, clip_dir=clip_dir, where=f"{sheet_path.name} row {row_number}", emotions=EMOTIONS)
-    table.samples = [s.with_(fps=FPS, cropped=cropped) for s in table.samples]
-    return table
+                and onset <= second <= offset:  # ApexF1 blank or outside the clip: ApexF2
+            row.apex = second
+            clips.table.count("apex_from_apexf2")
+        clips.read(row, folders.find(frames_dir, row.subject, row.clip), EMOTIONS)
+    clips.table.samples = [s.with_(fps=FPS, cropped=cropped) for s in clips.table.samples]
+    return clips.table

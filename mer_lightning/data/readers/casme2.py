@@ -4,19 +4,17 @@ Quirks handled here: the coding sheet exists under several names; some versions 
 extra columns (columns are picked by name); `Subject` is an integer while folders are `sub01`;
 frame numbers are absolute; some `ApexFrame` cells hold `/` (we use the middle frame between onset
 and offset and count it as `apex_missing`). A clip on two sheet rows, and Subject / Filename cells
-that lead out of the subject's folder, are handled in `common.read_sheet_clips` (shared with SAMM).
+that lead out of the subject's folder, are handled in `_rows` (as for every sheet-based reader).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mer_lightning.data.readers.common import (
-    annotation_path,
-    find_file,
-    read_sheet_clips,
-    require_root,
-)
+from mer_lightning.data.readers._folders import require_root
+from mer_lightning.data.readers._rows import read_sheet_clips
+from mer_lightning.data.readers._sheet import Columns, find_sheet
+from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.utils.errors import MERError
 
@@ -26,18 +24,11 @@ LAYOUTS = {  # folder -> frame file prefix
     "Cropped-updated/Cropped": "reg_img",
     "CASME2_RAW_selected": "img",
 }
-COLUMNS = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
+COLUMNS = Columns({"subject": "Subject", "clip": "Filename", "onset": "OnsetFrame", "apex": "ApexFrame",
+                   "offset": "OffsetFrame", "emotion": "Estimated Emotion"}, keys=("subject", "clip"), exact=True)
 EMOTIONS = ("happiness", "disgust", "repression", "surprise", "others", "fear", "sadness")
 REQUEST_FROM = "http://casme.psych.ac.cn/casme/e2 (CASME II licence agreement)"
 FPS = 200.0
-
-
-def find_sheet(root: Path, annotation_file: str | None) -> Path:
-    path = annotation_path(root, annotation_file) or find_file(root, SHEETS, ("CASME2-coding*.xlsx",))
-    if path is None:
-        raise MERError(f"CASME II coding sheet not found in {root}: expected one of {list(SHEETS)}; "
-                       "or name yours with `data.reader.annotation_file=...`")
-    return path
 
 
 def find_frames_dir(root: Path, layout: str | None) -> Path:
@@ -52,13 +43,16 @@ def find_frames_dir(root: Path, layout: str | None) -> Path:
     raise MERError(f"no CASME II frames folder in {root}: expected one of {list(LAYOUTS)}")
 
 
+@register_dataset("casme2", title="CASME II", folder="CASME2", fps=(FPS,), classes="casme2_5", protocol="loso",
+                  request_from=REQUEST_FROM)
 def read_casme2(root, annotation_file: str | None = None, layout: str | None = None) -> SampleTable:
     """Read a CASME II copy into a SampleTable (emotions lower case, labels not yet assigned)."""
-    root = require_root(root, "CASME II", REQUEST_FROM)
-    sheet_path = find_sheet(root, annotation_file)
+    root = require_root(root, "casme2")
+    sheet = find_sheet(root, COLUMNS, "casme2", "coding sheet", patterns=(*SHEETS, "CASME2-coding*.xlsx"),
+                       annotation_file=annotation_file, expected=f"one of {list(SHEETS)}")
     frames_dir = find_frames_dir(root, layout)
-    table = read_sheet_clips(sheet_path, frames_dir, dataset="casme2", columns=COLUMNS, subject_folder="sub{:02d}",
-                             emotions=EMOTIONS, fps=FPS)
+    table = read_sheet_clips(sheet, frames_dir, dataset="casme2", subject_folder="sub{:02d}", emotions=EMOTIONS,
+                             fps=FPS)
     if frames_dir.name == "Cropped":  # face crops (Cropped, Cropped-updated/Cropped); the raw release is full frames
         table.samples = [s.with_(cropped=True) for s in table.samples]
     return table

@@ -16,6 +16,8 @@ case-insensitively (the sheet's `J` for spNO.14, the release's `spNo` spelling);
 sharing one Filename get distinct ids by their onset (counted as `corrected/shared_filename`, one
 per extra ME); the label errors in `CORRECTIONS` are fixed, each counted as `corrected/<why>`;
 part C has no apex: the middle frame, counted as `apex_missing` (as an apex outside onset..offset).
+A clip (part A: Filename_Onset; part C: sub and count) on two rows is read once when they agree and
+left out when they do not, naming the rows (`_rows.SheetClips`, as for every sheet-based reader).
 
 Assumed where docs/formats/more_datasets.md marks a fact UNVERIFIED: part C's frames lie in
 `ME_C/<sub zero-padded to 2>/<count>/color/` as meb expects (a `<count>` folder holding the images
@@ -30,32 +32,30 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mer_lightning.data.readers.common import (
-    add_clip,
-    annotation_path,
-    as_int,
-    require_root,
-    same_clip_rows,
-)
-from mer_lightning.data.readers.sheets import (
-    ChildFolders,
+from mer_lightning.data.readers._folders import Folders, require_root
+from mer_lightning.data.readers._rows import ClipRow, SheetClips, emotion_name, sheet_records
+from mer_lightning.data.readers._sheet import (
+    Columns,
     Correction,
     apply_corrections,
-    clip_folder,
-    find_table,
-    sheet_candidates,
+    as_int,
+    cell_text,
+    find_sheet,
 )
+from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.utils.errors import MERError
 
 FPS = 30.0
-COLUMNS = ["subject", "filename", "onset", "apex", "offset", "emotion"]
+COLUMNS = Columns({"subject": "subject", "clip": "filename", "onset": "onset", "apex": "apex", "offset": "offset",
+                   "emotion": "emotion"}, keys=("subject", "clip"))
 EMOTIONS = ("anger", "disgust", "fear", "happy", "sad", "surprise", "others")
 SPELLINGS = {"other": "others", "happiness": "happy", "sadness": "sad"}
-SHEET_KEYWORDS = ("jpgindex_v2", "jpgindex", "part_a_me", "part_a")
-PART_C_COLUMNS = ["sub", "count", "onset", "offset", "emotion"]
+SHEET_PATTERNS = ("*jpgindex_v2*", "*jpgindex*", "*part_a_me*", "*part_a*")
+PART_C_COLUMNS = Columns({"subject": "sub", "clip": "count", "onset": "onset", "offset": "offset",
+                          "emotion": "emotion"}, keys=("subject", "clip"))
 PART_C_EMOTIONS = ("negative", "positive", "surprise", "others")
-PART_C_KEYWORDS = ("part_c_me", "part_c")
+PART_C_PATTERNS = ("*part_c_me*", "*part_c*")
 REQUEST_FROM = "http://casme.psych.ac.cn/casme/e4 (CAS(ME)^3 licence agreement, Institute of Psychology, CAS)"
 _SUBJECT = re.compile(r"^sp\s*no\.?\s*(\d+)$", re.IGNORECASE)
 _ME_CLIP = re.compile(r"^spno\.(\d+)_([a-z]+)_(\d+)$", re.IGNORECASE)
@@ -108,19 +108,11 @@ def subject_name(cell) -> str:
 
 
 def read_part_a(root: Path, annotation_file: str | None, table: SampleTable) -> None:
-    paths = [annotation_path(root, annotation_file)] if annotation_file else sheet_candidates(root, SHEET_KEYWORDS)
-    if not paths:
-        raise MERError(f"CAS(ME)^3 part A annotation not found in {root} (nor up to three folders below): expected "
-                       "part_A/annotation/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx; or name yours with "
-                       "`data.reader.annotation_file=...`")
-    sheet_path, _, sheet = find_table(paths, COLUMNS[:2], COLUMNS, "CAS(ME)^3 part A")
-    records = []
-    for row_number, (subject, filename, onset, apex, offset, emotion) in zip(sheet.index, sheet.itertuples(index=False)):
-        emotion = str(emotion).strip().lower()
-        records.append({"row": row_number, "subject": subject_name(subject), "filename": str(filename).strip(),
-                        "onset": as_int(onset), "apex": as_int(apex), "offset": as_int(offset),
-                        "emotion": SPELLINGS.get(emotion, emotion)})
-    apply_corrections(records, CORRECTIONS["part_A"], table, sheet_path.name)
+    sheet = find_sheet(root, COLUMNS, "casme3", "part A annotation", patterns=SHEET_PATTERNS, depth=3,
+                       annotation_file=annotation_file,
+                       expected="part_A/annotation/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx")
+    records = sheet_records(sheet, subject_name, SPELLINGS)
+    apply_corrections(records, CORRECTIONS["part_A"], table, sheet.path.name)
     per_video: dict[tuple[str, str], int] = {}
     for r in records:
         key = (r["subject"].lower(), r["filename"].lower())
@@ -134,65 +126,50 @@ def read_part_a(root: Path, annotation_file: str | None, table: SampleTable) -> 
         frames_dir = find_frames_dir(root, _SUBJECT, "part A")
     except MERError:
         frames_dir, long_videos = find_frames_dir(root, _ME_CLIP, "part A"), False
-    folders = ChildFolders()
-    listed: dict[tuple[str, str, str], list] = {}
+    clips = SheetClips("casme3", sheet.path.name, frames_dir, table)
     for r in records:
         clip = f"{r['filename'].lower()}_{r['onset'] if r['onset'] is not None else r['row']}"
-        listed.setdefault((r["subject"], clip, r["filename"]), []).append(
-            (r["row"], (r["emotion"], r["onset"], r["apex"], r["offset"])))
-    for (subject, clip, filename), rows in listed.items():
-        sample_id = f"casme3/{subject}/{clip}"
-        if len(rows) > 1 and not same_clip_rows(table, rows, sample_id, sheet_path.name):
-            continue
-        row_number, (emotion, onset, apex, offset) = rows[0]
+        clips.add(ClipRow.from_record(r, clip, filename=r["filename"]),
+                  folders=(("Subject", r["subject"]), ("Filename", r["filename"])))
+    folders = Folders()
+    for row in clips.clips():
         if long_videos:
-            video, problem = clip_folder(folders, frames_dir, subject, filename)
+            video = folders.find(frames_dir, row.subject, row.extra["filename"])
             clip_dir = folders.child(video, "color") or video  # `color/`, or the images directly
         else:
-            clip_dir, problem = clip_folder(folders, frames_dir, f"{subject}_{filename}_{onset}")
-        if problem:
-            table.skip(sample_id, f"{sheet_path.name} row {row_number}: {problem}")
-            continue
-        add_clip(table, dataset="casme3", subject=subject, clip=clip, emotion=emotion, onset=onset, apex=apex,
-                 offset=offset, clip_dir=clip_dir, where=f"{sheet_path.name} row {row_number}", emotions=EMOTIONS)
+            clip_dir = folders.find(frames_dir, f"{row.subject}_{row.extra['filename']}_{row.onset}")
+        clips.read(row, clip_dir, EMOTIONS)
 
 
 def read_part_c(root: Path, annotation_file: str | None, table: SampleTable) -> None:
-    paths = [annotation_path(root, annotation_file)] if annotation_file else sheet_candidates(root, PART_C_KEYWORDS)
-    if not paths:
-        raise MERError(f"CAS(ME)^3 part C annotation not found in {root}: expected CAS(ME)3_part_C_ME.xlsx; "
-                       "or name yours with `data.reader.part_c_annotation_file=...`")
-    sheet_path, _, sheet = find_table(paths, PART_C_COLUMNS[:2], PART_C_COLUMNS, "CAS(ME)^3 part C")
+    sheet = find_sheet(root, PART_C_COLUMNS, "casme3", "part C annotation", patterns=PART_C_PATTERNS, depth=3,
+                       annotation_file=annotation_file, expected="CAS(ME)3_part_C_ME.xlsx",
+                       option="part_c_annotation_file")
     frames_dir = find_frames_dir(root, re.compile(r"^\d+$"), "part C", depth=3)
-    folders = ChildFolders()
-    seen: set[str] = set()
-    for row_number, (sub, count, onset, offset, emotion) in zip(sheet.index, sheet.itertuples(index=False)):
-        number, clip = as_int(sub), str(as_int(count) if as_int(count) is not None else count).strip()
-        subject = f"C{number:02d}" if number is not None else f"C{str(sub).strip()}"
-        where = f"{sheet_path.name} row {row_number}"
-        if f"{subject}/{clip}" in seen:
-            table.skip(f"casme3/{subject}/{clip}", f"{where}: sub {sub} count {count} is listed twice; keep one row")
-            continue
-        seen.add(f"{subject}/{clip}")
-        padded = f"{number:02d}" if number is not None else str(sub).strip()
-        clip_dir, problem = clip_folder(folders, frames_dir, padded if folders.child(frames_dir, padded)
-                                        else str(number), clip)
-        if problem:
-            table.skip(f"casme3/{subject}/{clip}", f"{where}: {problem}")
-            continue
-        clip_dir = folders.child(clip_dir, "color") or clip_dir
-        add_clip(table, dataset="casme3", subject=subject, clip=clip, emotion=str(emotion).strip().lower(),
-                 onset=onset, apex=None, offset=offset, clip_dir=clip_dir, where=where, emotions=PART_C_EMOTIONS)
+    clips = SheetClips("casme3", sheet.path.name, frames_dir, table)
+    folders = Folders()
+    for number, cells in sheet.rows():
+        sub, count = as_int(cells["subject"]), as_int(cells["clip"])
+        count = str(count) if count is not None else cell_text(cells["clip"])
+        name = f"{sub:02d}" if sub is not None else cell_text(cells["subject"])
+        folder = name if sub is None or folders.child(frames_dir, name) else str(sub)  # `01`, else `1`
+        clips.add(ClipRow(number, f"C{name}", count, emotion_name(cells["emotion"]), as_int(cells["onset"]), None,
+                          as_int(cells["offset"]), {"folder": folder}), folders=(("sub", folder), ("count", count)))
+    for row in clips.clips():
+        clip_dir = folders.find(frames_dir, row.extra["folder"], row.clip)
+        clips.read(row, folders.child(clip_dir, "color") or clip_dir, PART_C_EMOTIONS)
 
 
+@register_dataset("casme3", title="CAS(ME)^3", folder="CASME3", fps=(FPS,), classes="casme3_7", protocol="loso",
+                  request_from=REQUEST_FROM)
 def read_casme3(root, annotation_file: str | None = None, part_c_root: str | None = None,
                 part_c_annotation_file: str | None = None) -> SampleTable:
     """Read CAS(ME)^3 part A (plus part C when `part_c_root` is given) into a SampleTable (emotions
     lower case, labels not yet assigned, `fps` 30)."""
-    root = require_root(root, "CAS(ME)^3", REQUEST_FROM)
+    root = require_root(root, "casme3")
     table = SampleTable([])
     read_part_a(root, annotation_file, table)
     if part_c_root:
-        read_part_c(require_root(part_c_root, "CAS(ME)^3 part C", REQUEST_FROM), part_c_annotation_file, table)
+        read_part_c(require_root(part_c_root, "casme3", "part C"), part_c_annotation_file, table)
     table.samples = [s.with_(fps=FPS) for s in table.samples]
     return table

@@ -20,7 +20,7 @@ frames: frames span onset..offset when the sheet's numbers fit the files, else t
 counted as `apex_relative`; no usable apex: the middle frame, `apex_missing`). `fps` per sample: the
 sheet's `fps` column, else the part folder (`500fps` in its name, else Part A/B/C -> 500/300/200),
 else 0 (counted as `fps_unknown`). Rows without frames, damaged frames and unknown emotions are
-skipped per row (`common.add_clip`); a clip on two rows is read once if they agree.
+skipped per row (`_rows.add_clip`); a clip on two rows is read once if they agree (`_rows.SheetClips`).
 
 Assumed (UNVERIFIED in the formats file): official file names, image format, frame numbering; that
 `Filename` is the clip folder's name; no official folds exist, so `data=dfme` defaults to
@@ -29,24 +29,18 @@ subject-independent k-fold (FED uses 10 folds over subjects: `protocol.k=10`).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from mer_lightning.data.readers.common import (
-    add_clip,
-    annotation_path,
-    as_int,
-    numbered_frames,
-    outside_subject_folder,
-    require_root,
-    same_clip_rows,
-    sheet_rows,
-)
-from mer_lightning.data.readers.tolerant import cell_text, child_dir, find_sheet_by_columns
+from mer_lightning.data.readers._folders import Folders, numbered_frames, require_root
+from mer_lightning.data.readers._rows import ClipRow, SheetClips, emotion_name, subject_name
+from mer_lightning.data.readers._sheet import Columns, as_int, cell_text, find_sheet
+from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.samples import SampleTable
 
 SHEETS = ("DFME_data_coding.xlsx", "coding.xlsx", "DFME_coding.xlsx")
-COLUMNS = {
+COLUMNS = Columns({
     "subject": ("Subject", "sub", "sub_ID"),
     "clip": ("Filename", "File name", "clip"),
     "emotion": ("Emotion", "Estimated Emotion", "emotion label"),
@@ -54,8 +48,7 @@ COLUMNS = {
     "apex": ("ApexFrame", "Apex", "Apex Frame"),
     "offset": ("OffsetFrame", "Offset", "Offset Frame"),
     "fps": ("fps", "frame rate", "FrameRate"),
-}
-REQUIRED = ("subject", "clip", "emotion")
+}, required=("subject", "clip", "emotion"))
 EMOTIONS = ("happiness", "sadness", "anger", "contempt", "fear", "disgust", "surprise", "others")
 SPELLINGS = {"happy": "happiness", "sad": "sadness", "other": "others", "angry": "anger", "surprised": "surprise"}
 PART_FPS = {"a": 500.0, "b": 300.0, "c": 200.0}
@@ -74,85 +67,67 @@ def part_fps(folder_name: str) -> float:
     return PART_FPS.get(part.group(1).lower(), 0.0) if part else 0.0
 
 
-def index_release(root: Path) -> dict[str, list[tuple[Path, str, float]]]:
+def index_release(root: Path, folders: Folders) -> dict[str, list[tuple[Path, str, float]]]:
     """Clip folder name (lower case) -> [(folder, its emotion folder, its part's fps)] over the part folders."""
     index: dict[str, list[tuple[Path, str, float]]] = {}
     for part in sorted(p for p in root.iterdir() if p.is_dir() and _PART.search(p.name)):
-        micro = child_dir(part, "micro")
+        micro = folders.child(part, "micro")
         if micro is None:
             continue
         rate = part_fps(part.name)
         for emotion_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
-            emotion = normal_emotion(emotion_dir.name)
+            emotion = emotion_name(emotion_dir.name, SPELLINGS)
             for clip_dir in sorted(p for p in emotion_dir.iterdir() if p.is_dir()):
                 index.setdefault(clip_dir.name.lower(), []).append((clip_dir, emotion, rate))
     return index
 
 
-def normal_emotion(text: str) -> str:
-    text = text.strip().lower()
-    return SPELLINGS.get(text, text)
-
-
-def find_clip(index, bases: list[Path], subject: str, clip: str, emotion: str) -> tuple[Path | None, float]:
+def find_clip(index, folders: Folders, bases: list[Path], row: ClipRow) -> tuple[Path | None, float]:
     """The clip's folder and its part's fps (0 outside the release layout); (None, 0) when not found."""
-    hits = index.get(clip.lower(), [])
+    hits = index.get(row.clip.lower(), [])
     if len(hits) > 1:
-        hits = [h for h in hits if h[1] == emotion] or hits
+        hits = [h for h in hits if h[1] == row.emotion] or hits
     if len(hits) == 1:
         return hits[0][0], hits[0][2]
     if hits:
         return None, 0.0  # the same Filename in several folders: ambiguous, reported by the caller
     for base in bases:
-        direct = child_dir(base, clip)
-        subject_dir = child_dir(base, subject)
-        nested = child_dir(subject_dir, clip) if subject_dir is not None else None
-        if nested or direct:
-            return nested or direct, 0.0
+        found = folders.child(folders.child(base, row.subject), row.clip) or folders.child(base, row.clip)
+        if found:
+            return found, 0.0
     return None, 0.0
 
 
+@register_dataset("dfme", title="DFME", folder="DFME", fps=tuple(PART_FPS.values()), classes="dfme_7",
+                  protocol="subject_kfold", request_from=REQUEST_FROM)
 def read_dfme(root, annotation_file: str | None = None, fps: float | None = None) -> SampleTable:
     """Read a DFME copy into a SampleTable; `fps` (when given) overrides every sample's frame rate."""
-    root = require_root(root, "DFME", REQUEST_FROM)
-    found = find_sheet_by_columns(root, "DFME", SHEETS, COLUMNS, REQUIRED, annotation_path(root, annotation_file))
-    index = index_release(root)
-    bases = list(dict.fromkeys([found.path.parent, root]))
-    table = SampleTable([])
-    listed: dict[tuple[str, str], list[tuple[int, tuple]]] = {}
-    for row_number, row in sheet_rows(found.table):
-        cells = dict(zip(found.table.columns, row))
-        number = as_int(cells["subject"])
-        subject = f"sub{number:04d}" if number is not None else cell_text(cells["subject"])
-        clip = cell_text(cells["clip"])
-        problem = outside_subject_folder(subject, clip, root, ["Subject", "Filename"])
-        if problem:
-            table.skip(f"dfme/{subject}/{clip}", f"{found.path.name} row {row_number}: {problem}")
-            continue
-        rate = cells.get("fps")
-        rate = float(rate) if as_int(rate) is not None else None
-        listed.setdefault((subject, clip), []).append((row_number, (
-            normal_emotion(cell_text(cells["emotion"])), as_int(cells.get("onset")), as_int(cells.get("apex")),
-            as_int(cells.get("offset")), rate)))
-    for (subject, clip), rows in listed.items():
-        sample_id = f"dfme/{subject}/{clip}"
-        if len(rows) > 1 and not same_clip_rows(table, [(n, a[:4]) for n, a in rows], sample_id, found.path.name):
-            continue
-        row_number, (emotion, onset, apex, offset, sheet_fps) = rows[0]
-        where = f"{found.path.name} row {row_number}"
-        clip_dir, folder_fps = find_clip(index, bases, subject, clip, emotion)
+    root = require_root(root, "dfme")
+    sheet = find_sheet(root, COLUMNS, "dfme", patterns=(*SHEETS, "*"), annotation_file=annotation_file,
+                       expected=f"one of {list(SHEETS)} (or any sheet with the columns {COLUMNS.expected()})")
+    folders = Folders()
+    index = index_release(root, folders)
+    bases = list(dict.fromkeys([sheet.path.parent, root]))
+    clips = SheetClips("dfme", sheet.path.name, f"{root}{os.sep}<subject>{os.sep}")
+    for number, cells in sheet.rows():
+        subject, clip = subject_name(cells["subject"], "sub{:04d}"), cell_text(cells["clip"])
+        rate = float(cells["fps"]) if as_int(cells["fps"]) is not None else None
+        clips.add(ClipRow(number, subject, clip, emotion_name(cells["emotion"], SPELLINGS), as_int(cells["onset"]),
+                          as_int(cells["apex"]), as_int(cells["offset"]), {"fps": rate}),
+                  folders=(("Subject", subject), ("Filename", clip)))
+    for row in clips.clips():
+        clip_dir, folder_fps = find_clip(index, folders, bases, row)
         if clip_dir is None:
-            many = len(index.get(clip.lower(), [])) > 1
-            table.skip(sample_id, f"{where}: " + (f"Filename '{clip}' names several clip folders" if many else
-                                                  f"no clip folder named '{clip}' in {root}"))
+            many = len(index.get(row.clip.lower(), [])) > 1
+            clips.skip(row, f"Filename '{row.clip}' names several clip folders" if many else
+                       f"no clip folder named '{row.clip}' in {root}")
             continue
-        onset, apex, offset = _span(table, clip_dir, onset, apex, offset)
-        rate = fps if fps is not None else (sheet_fps or folder_fps)
+        row.onset, row.apex, row.offset = _span(clips.table, clip_dir, row.onset, row.apex, row.offset)
+        rate = fps if fps is not None else (row.extra["fps"] or folder_fps)
         if not rate:
-            table.count("fps_unknown")
-        add_clip(table, dataset="dfme", subject=subject, clip=clip, emotion=emotion, onset=onset, apex=apex,
-                 offset=offset, clip_dir=clip_dir, where=where, emotions=EMOTIONS, fps=rate or 0.0)
-    return table
+            clips.table.count("fps_unknown")
+        clips.read(row, clip_dir, EMOTIONS, fps=rate or 0.0)
+    return clips.table
 
 
 def _span(table: SampleTable, clip_dir: Path, onset, apex, offset):

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mer_lightning.data.readers.common import IMAGE_SUFFIXES, find_file, pick_columns, require_root
+from mer_lightning.data.readers._folders import IMAGE_SUFFIXES, require_root
+from mer_lightning.data.readers._sheet import sheet_files
+from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.samples import Sample, SampleTable
 from mer_lightning.utils.errors import MERError
 
@@ -36,12 +38,14 @@ REQUEST_FROM = ("https://www.kaggle.com/c/challenges-in-representation-learning-
                 "challenge/data (fer2013.csv) or https://www.kaggle.com/datasets/msambare/fer2013 (folders)")
 
 
+@register_dataset("fer2013", title="FER-2013", folder="fer2013", fps=(), classes="fer_7", protocol="holdout",
+                  request_from=REQUEST_FROM, composite=False)
 def read_fer2013(root, dedupe: bool = True) -> SampleTable:
     """Read FER-2013 (CSV if `fer2013.csv` is there, else the folder release) into a SampleTable."""
-    root = require_root(root, "FER-2013", REQUEST_FROM)
-    csv = find_file(root, (CSV_NAME,))
-    if csv is not None:
-        table = read_csv_release(csv)
+    root = require_root(root, "fer2013")
+    csv = sheet_files(root, (CSV_NAME,))
+    if csv:
+        table = read_csv_release(csv[0])
     elif (root / "train").is_dir():
         table = read_folder_release(root)
     else:
@@ -55,7 +59,12 @@ def read_csv_release(path: Path) -> SampleTable:
         sheet = pd.read_csv(path, dtype={"pixels": str, "Usage": str})
     except Exception as err:  # noqa: BLE001 - any parse failure: name the file
         raise MERError(f"cannot read {path}: {type(err).__name__}: {err}") from None
-    sheet = pick_columns(sheet, ["emotion", "pixels", "Usage"], path)
+    sheet = sheet.rename(columns=lambda c: str(c).strip())
+    missing = [c for c in ("emotion", "pixels", "Usage") if c not in sheet.columns]
+    if missing:
+        found = [c for c in sheet.columns if not str(c).startswith("Unnamed")]
+        raise MERError(f"{path}: missing column(s) {missing}; found columns {found}")
+    sheet = sheet[["emotion", "pixels", "Usage"]]
     table = SampleTable([])
     for row_number, (code, pixels, usage) in enumerate(sheet.itertuples(index=False), start=2):
         usage = str(usage).strip()

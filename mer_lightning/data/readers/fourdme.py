@@ -20,7 +20,7 @@ AU and emotion columns (ignored); onset/apex/offset may be floats (-> int); rows
 and the AUs cell is (counted as `columns_swapped`); emotions are capitalised (`Positive`) and `Other`
 / `Others` both become `others`; subject and clip folders match case-insensitively; an apex out of
 range becomes the middle frame (`apex_missing`). Damaged/missing frames and unknown emotions skip
-the row (`common.add_clip`); a clip on two rows is read once if they agree (`common.same_clip_rows`).
+the row (`_rows.add_clip`); a clip on two rows is read once if they agree (`_rows.SheetClips`).
 
 Assumed (UNVERIFIED in the formats file): frame numbers in file names are the absolute numbers the
 sheet's Onset/Offset use (the last integer of the file name); when they are not but the folder holds
@@ -31,25 +31,19 @@ third-party code; override with `data.reader.fps=...`).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from mer_lightning.data.readers.common import (
-    add_clip,
-    annotation_path,
-    as_int,
-    numbered_frames,
-    outside_subject_folder,
-    require_root,
-    same_clip_rows,
-    sheet_rows,
-)
-from mer_lightning.data.readers.tolerant import cell_text, child_dir, find_sheet_by_columns
+from mer_lightning.data.readers._folders import Folders, numbered_frames, require_root
+from mer_lightning.data.readers._rows import ClipRow, SheetClips
+from mer_lightning.data.readers._sheet import Columns, as_int, cell_text, find_sheet
+from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.utils.errors import MERError
 
 SHEETS = ("4DME_Labelling_Micro_release v1.xlsx", "4DME_Labelling_Micro_release.xlsx")
-COLUMNS = {
+COLUMNS = Columns({
     "subject": ("sub_ID", "subject", "sub ID", "sub"),
     "clip": ("fold_name", "fold name", "Filename"),
     "onset": ("Onset", "OnsetFrame", "Onset Frame"),
@@ -57,8 +51,7 @@ COLUMNS = {
     "offset": ("Offset", "OffsetFrame", "Offset Frame"),
     "emotion": ("Emotion", "Emotions", "Estimated Emotion"),
     "aus": ("AUs", "AU", "Action Units"),
-}
-REQUIRED = ("subject", "clip", "onset", "apex", "offset", "emotion")
+}, required=("subject", "clip", "onset", "apex", "offset", "emotion"))
 FRAME_DIRS = ("4DMicro/gray_micro", "gray_micro", "4DMicro/gray_micro_register_final", "gray_micro_register_final")
 EMOTIONS = ("positive", "negative", "surprise", "repression", "others")
 SPELLINGS = {"other": "others"}
@@ -69,15 +62,12 @@ REQUEST_FROM = "the University of Oulu's Center for Machine Vision and Signal An
 FPS = 60.0
 
 
-def find_frames_dir(root: Path, layout: str | None) -> Path:
+def find_frames_dir(root: Path, layout: str | None, folders: Folders) -> Path:
     """The folder holding the clips: `layout` (relative to the root) or the first known one, matched
     case-insensitively, else the root itself when it holds subject or clip folders."""
-    options = (layout,) if layout else FRAME_DIRS
-    for option in options:
-        folder = root
-        for part in option.split("/"):
-            folder = child_dir(folder, part) if folder is not None else None
-        if folder is not None:
+    for option in ((layout,) if layout else FRAME_DIRS):
+        folder = folders.find(root, *option.split("/"))
+        if folder.is_dir():
             return folder
     if layout:
         raise MERError(f"4DME frames folder {root / layout} does not exist (data.reader.layout={layout}); "
@@ -87,11 +77,10 @@ def find_frames_dir(root: Path, layout: str | None) -> Path:
     raise MERError(f"no 4DME frames in {root}: expected one of {[str(root / d) for d in FRAME_DIRS]}")
 
 
-def clip_folder(frames_dir: Path, subject: str, clip: str) -> Path:
+def clip_folder(folders: Folders, frames_dir: Path, subject: str, clip: str) -> Path:
     """`<frames>/<sub_ID>/<fold_name>` (release) or `<frames>/<fold_name>` (flat pre-release), any case."""
-    subject_dir = child_dir(frames_dir, subject)
-    nested = child_dir(subject_dir, clip) if subject_dir is not None else None
-    return nested or child_dir(frames_dir, clip) or frames_dir / subject / clip
+    nested = folders.child(folders.child(frames_dir, subject), clip)
+    return nested or folders.child(frames_dir, clip) or frames_dir / subject / clip
 
 
 def emotions_of(cell: str) -> list[str]:
@@ -100,52 +89,45 @@ def emotions_of(cell: str) -> list[str]:
     return [SPELLINGS.get(e, e) for e in names]
 
 
+@register_dataset("4dme", title="4DME", folder="4DME", fps=(FPS,), classes="4dme_5", protocol="loso",
+                  request_from=REQUEST_FROM)
 def read_4dme(root, annotation_file: str | None = None, layout: str | None = None, multi_label: str = "skip",
               fps: float = FPS) -> SampleTable:
     """Read a 4DME copy (grey-scale micro clips) into a SampleTable; see the module doc for `multi_label`."""
     if multi_label not in MULTI_LABEL:
         raise MERError(f"data.reader.multi_label={multi_label}: choose one of {', '.join(MULTI_LABEL)}")
-    root = require_root(root, "4DME", REQUEST_FROM)
-    found = find_sheet_by_columns(root, "4DME", SHEETS, COLUMNS, REQUIRED, annotation_path(root, annotation_file),
-                                  exclude=("extras",))
-    frames_dir = find_frames_dir(root, layout)
-    table = SampleTable([])
-    listed: dict[tuple[str, str], list[tuple[int, tuple]]] = {}
-    for row_number, row in sheet_rows(found.table):
-        cells = dict(zip(found.table.columns, row))
+    root = require_root(root, "4dme")
+    sheet = find_sheet(root, COLUMNS, "4dme", patterns=(*SHEETS, "*"), exclude=("extras",),
+                       annotation_file=annotation_file,
+                       expected=f"one of {list(SHEETS)} (or any sheet with the columns {COLUMNS.expected()})")
+    folders = Folders()
+    frames_dir = find_frames_dir(root, layout, folders)
+    clips = SheetClips("4dme", sheet.path.name, f"{frames_dir}{os.sep}<subject>{os.sep}")
+    for number, cells in sheet.rows():
         subject, clip = cell_text(cells["subject"]), cell_text(cells["clip"])
-        where = f"{found.path.name} row {row_number}"
-        problem = outside_subject_folder(subject, clip, frames_dir, ["sub_ID", "fold_name"])
-        if problem:
-            table.skip(f"4dme/{subject}/{clip}", f"{where}: {problem}")
+        row = ClipRow(number, subject, clip, "", as_int(cells["onset"]), as_int(cells["apex"]), as_int(cells["offset"]))
+        if not clips.guard(row, (("sub_ID", subject), ("fold_name", clip))):
             continue
         emotions = emotions_of(cell_text(cells["emotion"]))
-        if not (emotions and all(e in EMOTIONS for e in emotions)) and "aus" in cells:
+        if not (emotions and all(e in EMOTIONS for e in emotions)):
             swapped = emotions_of(cell_text(cells["aus"]))
             if swapped and all(e in EMOTIONS for e in swapped):
                 emotions = swapped
-                table.count("columns_swapped")
+                clips.table.count("columns_swapped")
         if len(emotions) > 1 and all(e in EMOTIONS for e in emotions):
             if multi_label == "skip":
-                table.count("multi_label_dropped")
-                table.count(f"multi_label/{'+'.join(sorted(set(emotions)))}")
+                clips.table.count("multi_label_dropped")
+                clips.table.count(f"multi_label/{'+'.join(sorted(set(emotions)))}")
                 continue
-            table.count("multi_label_" + ("first" if multi_label == "first" else "kept"))
+            clips.table.count("multi_label_" + ("first" if multi_label == "first" else "kept"))
             emotions = emotions[:1] if multi_label == "first" else ["+".join(sorted(set(emotions)))]
-        emotion = "+".join(emotions)
-        listed.setdefault((subject, clip), []).append((row_number, (emotion, as_int(cells["onset"]),
-                                                                    as_int(cells["apex"]), as_int(cells["offset"]))))
-    for (subject, clip), rows in listed.items():
-        if len(rows) > 1 and not same_clip_rows(table, rows, f"4dme/{subject}/{clip}", found.path.name):
-            continue
-        row_number, (emotion, onset, apex, offset) = rows[0]
-        clip_dir = clip_folder(frames_dir, subject, clip)
-        onset, apex, offset = _file_numbers(table, clip_dir, onset, apex, offset)
-        known = EMOTIONS + ((emotion,) if "+" in emotion else ())
-        add_clip(table, dataset="4dme", subject=subject, clip=clip, emotion=emotion, onset=onset, apex=apex,
-                 offset=offset, clip_dir=clip_dir, where=f"{found.path.name} row {row_number}", emotions=known,
-                 fps=fps)
-    return table
+        row.emotion = "+".join(emotions)
+        clips.add(row)
+    for row in clips.clips():
+        clip_dir = clip_folder(folders, frames_dir, row.subject, row.clip)
+        row.onset, row.apex, row.offset = _file_numbers(clips.table, clip_dir, row.onset, row.apex, row.offset)
+        clips.read(row, clip_dir, EMOTIONS + ((row.emotion,) if "+" in row.emotion else ()), fps=fps)
+    return clips.table
 
 
 def _file_numbers(table: SampleTable, clip_dir: Path, onset, apex, offset):

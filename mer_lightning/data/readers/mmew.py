@@ -21,26 +21,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_lightning.data.readers.common import (
-    add_clip,
-    annotation_path,
-    as_int,
-    require_root,
-    same_clip_rows,
-)
-from mer_lightning.data.readers.sheets import (
-    ChildFolders,
+from mer_lightning.data.readers._folders import Folders, require_root
+from mer_lightning.data.readers._rows import ClipRow, SheetClips, sheet_records, subject_name
+from mer_lightning.data.readers._sheet import (
+    Columns,
     Correction,
     apply_corrections,
-    clip_folder,
-    find_table,
-    sheet_candidates,
+    find_sheet,
 )
+from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.utils.errors import MERError
 
 FPS = 90.0
-COLUMNS = ["subject", "filename", "onsetframe", "apexframe", "offsetframe", "estimated emotion"]
+COLUMNS = Columns({"subject": "subject", "clip": "filename", "onset": "onsetframe", "apex": "apexframe",
+                   "offset": "offsetframe", "emotion": "estimated emotion"}, keys=("subject", "clip"))
 EMOTIONS = ("anger", "disgust", "fear", "happiness", "others", "sadness", "surprise")
 SPELLINGS = {"other": "others", "repression": "others", "happy": "happiness", "sad": "sadness", "angry": "anger"}
 FOLDER_OF = {"others": "repression"}  # the sheet's emotion -> the folder the release uses
@@ -51,7 +46,7 @@ CORRECTIONS: dict[str, tuple[Correction, ...]] = {"MMEW_Micro_Exp.xlsx": ()}  # 
 
 def find_frames_dir(root: Path) -> tuple[Path, bool]:
     """(frames folder, whether it has a subject level: `S03/<emotion>/<Filename>`)."""
-    folders = ChildFolders()
+    folders = Folders()
     for base in (root, folders.child(root, "MMEW_Final"), folders.child(root, "MMEW")):
         found = folders.child(base, "Micro_Expression")
         if found is not None:
@@ -66,42 +61,29 @@ def find_frames_dir(root: Path) -> tuple[Path, bool]:
                    "(or subject folders S01/happiness/...)")
 
 
+@register_dataset("mmew", title="MMEW", folder="MMEW", fps=(FPS,), classes="mmew_7", protocol="loso",
+                  request_from=REQUEST_FROM)
 def read_mmew(root, annotation_file: str | None = None) -> SampleTable:
     """Read an MMEW copy into a SampleTable (emotions lower case, labels not yet assigned, `fps` 90)."""
-    root = require_root(root, "MMEW", REQUEST_FROM)
-    paths = [annotation_path(root, annotation_file)] if annotation_file else sheet_candidates(root, ("mmew_micro", ""))
+    root = require_root(root, "mmew")
+    sheet = find_sheet(root, COLUMNS, "mmew", "micro-expression sheet", patterns=("*mmew_micro*", "*"), depth=3,
+                       annotation_file=annotation_file)
     frames_dir, by_subject = find_frames_dir(root)
-    sheet_path, _, sheet = find_table(paths, COLUMNS[:2], COLUMNS, "MMEW micro-expression")
-    table = SampleTable([])
-    records = []
-    for row_number, (subject, filename, onset, apex, offset, emotion) in zip(sheet.index, sheet.itertuples(index=False)):
-        number, emotion = as_int(subject), str(emotion).strip().lower()
-        records.append({"row": row_number, "subject": f"S{number:02d}" if number is not None else str(subject).strip(),
-                        "filename": str(filename).strip(), "onset": as_int(onset), "apex": as_int(apex),
-                        "offset": as_int(offset), "emotion": SPELLINGS.get(emotion, emotion)})
+    clips = SheetClips("mmew", sheet.path.name, frames_dir)
+    records = sheet_records(sheet, lambda cell: subject_name(cell, "S{:02d}"), SPELLINGS)
     for fixes in CORRECTIONS.values():
-        apply_corrections(records, fixes, table, sheet_path.name)
-    listed: dict[tuple[str, str], list] = {}
+        apply_corrections(records, fixes, clips.table, sheet.path.name)
     for r in records:
-        listed.setdefault((r["subject"], r["filename"]), []).append(
-            (r["row"], (r["emotion"], r["onset"], r["apex"], r["offset"])))
-    folders = ChildFolders()
-    for (subject, filename), rows in listed.items():
-        sample_id = f"mmew/{subject}/{filename}"
-        if len(rows) > 1 and not same_clip_rows(table, rows, sample_id, sheet_path.name):
-            continue
-        row_number, (emotion, onset, apex, offset) = rows[0]
-        base = (*(subject,) * by_subject,)
-        clip_dir, problem = clip_folder(folders, frames_dir, *base, emotion, filename)
-        if not problem and not clip_dir.is_dir() and emotion in FOLDER_OF:
-            moved, problem = clip_folder(folders, frames_dir, *base, FOLDER_OF[emotion], filename)
+        clips.add(ClipRow.from_record(r), folders=(("Subject", r["subject"]),) * by_subject + (("Filename", r["filename"]),))
+    folders = Folders()
+    for row in clips.clips():
+        base = (row.subject,) * by_subject
+        clip_dir = folders.find(frames_dir, *base, row.emotion, row.clip)
+        if not clip_dir.is_dir() and row.emotion in FOLDER_OF:
+            moved = folders.find(frames_dir, *base, FOLDER_OF[row.emotion], row.clip)
             if moved.is_dir():
                 clip_dir = moved
-                table.count(f"{emotion}_in_{FOLDER_OF[emotion]}_folder")
-        if problem:
-            table.skip(sample_id, f"{sheet_path.name} row {row_number}: {problem}")
-            continue
-        add_clip(table, dataset="mmew", subject=subject, clip=filename, emotion=emotion, onset=onset, apex=apex,
-                 offset=offset, clip_dir=clip_dir, where=f"{sheet_path.name} row {row_number}", emotions=EMOTIONS)
-    table.samples = [s.with_(fps=FPS, cropped=not by_subject) for s in table.samples]
-    return table
+                clips.table.count(f"{row.emotion}_in_{FOLDER_OF[row.emotion]}_folder")
+        clips.read(row, clip_dir, EMOTIONS)
+    clips.table.samples = [s.with_(fps=FPS, cropped=not by_subject) for s in clips.table.samples]
+    return clips.table

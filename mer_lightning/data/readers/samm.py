@@ -7,24 +7,23 @@ for the header row by its column names, so other versions with more or fewer tex
 `others` (both become `other`); an apex outside onset..offset (or not a number) becomes the middle
 frame and is counted as `apex_missing`. The root may be the folder holding `SAMM/` or `SAMM/` itself.
 A clip on two sheet rows, and Subject / Filename cells that lead out of the subject's folder, are
-handled in `common.read_sheet_clips` (shared with CASME II).
+handled in `_rows` (as for every sheet-based reader).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mer_lightning.data.readers.common import (
-    annotation_path,
-    find_file,
-    read_sheet_clips,
-    require_root,
-)
+from mer_lightning.data.readers._folders import require_root
+from mer_lightning.data.readers._rows import read_sheet_clips
+from mer_lightning.data.readers._sheet import Columns, find_sheet
+from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.utils.errors import MERError
 
 SHEETS = ("SAMM_Micro_FACS_Codes_v2.xlsx", "SAMM_Micro_FACS_Codes_v3.xlsx", "SAMM_Micro_FACS_Codes.xlsx")
-COLUMNS = ["Subject", "Filename", "Onset Frame", "Apex Frame", "Offset Frame", "Estimated Emotion"]
+COLUMNS = Columns({"subject": "Subject", "clip": "Filename", "onset": "Onset Frame", "apex": "Apex Frame",
+                   "offset": "Offset Frame", "emotion": "Estimated Emotion"}, keys=("subject", "clip"), exact=True)
 EMOTIONS = ("anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise", "other")
 SPELLINGS = {"others": "other"}
 REQUEST_FROM = "http://www2.docm.mmu.ac.uk/STAFF/m.yap/dataset.php (SAMM licence agreement)"
@@ -40,14 +39,13 @@ def find_frames_dir(root: Path) -> Path:
                    "(or point data.root at the SAMM folder itself)")
 
 
+@register_dataset("samm", title="SAMM", folder="SAMM", fps=(FPS,), classes="samm_5", protocol="loso",
+                  request_from=REQUEST_FROM)
 def read_samm(root, annotation_file: str | None = None) -> SampleTable:
     """Read a SAMM copy into a SampleTable (emotions lower case, labels not yet assigned)."""
-    root = require_root(root, "SAMM", REQUEST_FROM)
-    sheet_path = annotation_path(root, annotation_file) or find_file(root, SHEETS, ("SAMM_Micro_FACS_Codes*.xlsx",))
-    if sheet_path is None:
-        raise MERError(f"SAMM sheet not found in {root}: expected one of {list(SHEETS)}; "
-                       "or name yours with `data.reader.annotation_file=...`")
+    root = require_root(root, "samm")
+    sheet = find_sheet(root, COLUMNS, "samm", "sheet", patterns=(*SHEETS, "SAMM_Micro_FACS_Codes*.xlsx"),
+                       annotation_file=annotation_file, expected=f"one of {list(SHEETS)}")
     frames_dir = find_frames_dir(root)
-    return read_sheet_clips(sheet_path, frames_dir, dataset="samm", columns=COLUMNS, subject_folder="{:03d}",
-                            emotions=EMOTIONS, spellings=SPELLINGS, fps=FPS)
-
+    return read_sheet_clips(sheet, frames_dir, dataset="samm", subject_folder="{:03d}", emotions=EMOTIONS,
+                            spellings=SPELLINGS, fps=FPS)

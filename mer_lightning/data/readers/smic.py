@@ -5,14 +5,16 @@ positive, surprise) and each clip folder spans onset to offset; SMIC has no apex
 the middle frame stands in (counted as `apex_missing`, as for CASME II's '/' cells). The root may be
 the folder holding `HS/` or `HS/` itself. Only the `micro` clips are read (SMIC-HS also has
 `non_micro` clips, which are not micro-expressions). Folder names that are not valid UTF-8 (copies
-unpacked with another encoding) are skipped by `common.check_sample_ids`, run after every reader.
+unpacked with another encoding) are skipped by `samples.check_sample_ids`, run after every reader.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from mer_lightning.data.readers.common import add_clip, numbered_frames, require_root
+from mer_lightning.data.readers._folders import numbered_frames, require_root
+from mer_lightning.data.readers._rows import add_clip
+from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.samples import SampleTable
 from mer_lightning.utils.errors import MERError
 
@@ -28,9 +30,12 @@ def find_subjects_dir(root: Path) -> Path:
     raise MERError(f"no SMIC-HS clips in {root}: expected folders like {root / 'HS' / 's1' / 'micro' / 'negative'}")
 
 
+# SMIC-HS's three classes are MEGC 2019's (negative, positive, surprise): `megc_3` is its scheme
+@register_dataset("smic", title="SMIC-HS", folder="SMIC", fps=(FPS,), classes="megc_3", protocol="loso",
+                  request_from=REQUEST_FROM)
 def read_smic(root) -> SampleTable:
     """Read SMIC-HS into a SampleTable (emotion = class folder, apex = middle frame)."""
-    root = require_root(root, "SMIC-HS", REQUEST_FROM)
+    root = require_root(root, "smic")
     subjects_dir = find_subjects_dir(root)
     table = SampleTable([])
     for subject_dir in sorted((p for p in subjects_dir.iterdir() if (p / "micro").is_dir()), key=_natural):
