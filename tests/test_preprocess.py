@@ -37,9 +37,14 @@ AUGMENT = {  # the transforms of conf/data/augment/default.yaml, always applied
 }
 
 
+# the frames pipeline (appearance input, no face detection): what these tests of decoding and caching
+# check; the DataModule's own defaults (those of conf/_data.yaml) are motion on faces
+FRAMES = {"input": "frames", "face": "none", "flow_size": None}
+
+
 def _casme2(root, **options) -> MERDataModule:
-    """The DataModule of `data=casme2` (its reader, the DataModule's own defaults)."""
-    return MERDataModule(root, read_casme2, name="casme2", **options)
+    """The DataModule of `data=casme2` (its reader) on the frames pipeline unless `options` say otherwise."""
+    return MERDataModule(root, read_casme2, name="casme2", **{**FRAMES, **options})
 
 
 def _table(root):
@@ -144,7 +149,7 @@ def test_diff_input_is_centred():
 # -- the cache -----------------------------------------------------------------------------------
 def test_default_input_serves_the_same_uint8_clips(tiny_root, tmp_path):
     table = _table(tiny_root)
-    prep = Preprocessing(frames="uniform", num_frames=4, image_size=32, channels=1)
+    prep = Preprocessing(**FRAMES, frames="uniform", num_frames=4, image_size=32, channels=1)
     cached = ClipCache(tmp_path / "cache", prep, tiny_root).get(table.samples)
     in_memory = ClipCache(None, prep, tiny_root).get(table.samples)
     direct = np.stack([load_clip(s, "uniform", 4, 32, 1) for s in table])
@@ -157,7 +162,7 @@ def test_cache_is_keyed_by_options_and_data(tiny_root, tmp_path):
     root = _copy(tiny_root, tmp_path)
     cache_dir = tmp_path / "cache"
     samples = _table(root).samples
-    prep = Preprocessing(num_frames=4, image_size=32)
+    prep = Preprocessing(**FRAMES, num_frames=4, image_size=32)
     first = ClipCache(cache_dir, prep, root).get(samples)
     assert first.report.built and len(_entries(cache_dir)) == 1
     manifest = _entries(cache_dir)[0] / "manifest.json"
@@ -166,11 +171,11 @@ def test_cache_is_keyed_by_options_and_data(tiny_root, tmp_path):
     assert not again.report.built and manifest.stat().st_mtime_ns == stamp, "same options: reused, not rebuilt"
     assert np.array_equal(np.asarray(again.clips), np.asarray(first.clips))
     # an option that does not apply to input=frames: same entry
-    assert not ClipCache(cache_dir, Preprocessing(num_frames=4, image_size=32, flow="dis"), root).get(samples).report.built
+    assert not ClipCache(cache_dir, Preprocessing(**FRAMES, num_frames=4, image_size=32, flow="dis"), root).get(samples).report.built
     # every option that changes the arrays: a new entry
-    for changed in (Preprocessing(num_frames=4, image_size=48), Preprocessing(num_frames=6, image_size=32),
-                    Preprocessing(num_frames=4, image_size=32, frames="onset_apex"),
-                    Preprocessing(num_frames=4, image_size=32, channels=3),
+    for changed in (Preprocessing(**FRAMES, num_frames=4, image_size=48), Preprocessing(**FRAMES, num_frames=6, image_size=32),
+                    Preprocessing(**FRAMES, num_frames=4, image_size=32, frames="onset_apex"),
+                    Preprocessing(**FRAMES, num_frames=4, image_size=32, channels=3),
                     Preprocessing(input="diff", image_size=32), Preprocessing(input="flow", image_size=32),
                     Preprocessing(input="flow", image_size=32, flow="dis")):
         assert ClipCache(cache_dir, changed, root).get(samples).report.built, changed
@@ -187,7 +192,7 @@ def test_cache_is_keyed_by_options_and_data(tiny_root, tmp_path):
 def test_a_crash_mid_build_leaves_nothing_that_is_trusted(tiny_root, tmp_path, monkeypatch):
     cache_dir = tmp_path / "cache"
     samples = _table(tiny_root).samples
-    prep = Preprocessing(num_frames=4, image_size=32)
+    prep = Preprocessing(**FRAMES, num_frames=4, image_size=32)
     real, calls = Preprocessing.process, []
 
     def crash(self, sample, aligner=None):
@@ -221,7 +226,7 @@ def test_unwritable_cache_dir_names_it_and_the_override(tiny_root, tmp_path):
     blocker.write_text("not a directory")
     cache_dir = blocker / "cache"  # fails even as root: a path under a regular file
     with pytest.raises(MERError, match=r"cache directory .*a_file/cache is not writable.*paths\.cache_dir="):
-        ClipCache(cache_dir, Preprocessing(num_frames=2, image_size=32), tiny_root).get(_table(tiny_root).samples)
+        ClipCache(cache_dir, Preprocessing(**FRAMES, num_frames=2, image_size=32), tiny_root).get(_table(tiny_root).samples)
 
 
 def test_broken_clips_are_skipped_and_reported(tiny_root, tmp_path):

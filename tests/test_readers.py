@@ -239,7 +239,7 @@ def test_broken_clips_are_skipped_named_and_listed(trees, tmp_path, caplog):
 
 def _datamodule(root, **options) -> MERDataModule:
     return MERDataModule(root, read_casme2, name="casme2", classes="all", image_size=16, num_frames=2, cache_dir=None,
-                         **options)
+                         **{"input": "frames", "face": "none", **options})
 
 
 def test_empty_class_and_subject_without_clips_warn(trees, caplog):
@@ -292,7 +292,7 @@ def test_synthetic_layouts_train_through_their_readers(tmp_path):
         spec = {"subjects": 3, "clips_per_class": 1, "layout": layout, "min_frames": 4, "max_frames": 6,
                 "frame_size": [320, 240]}
         dm = MERDataModule(str(tmp_path / layout), functools.partial(read_synthetic, **spec), name="synthetic",
-                           image_size=16, num_frames=2, cache_dir=None)
+                           image_size=16, num_frames=2, cache_dir=None, input="frames", face="none")
         table = dm.load()
         assert len(table) == n and {s.dataset for s in table} == {"synthetic"}
         assert dm.clips.shape[1:] == (2, 1, 16, 16) and dm.clips.dtype == np.uint8
