@@ -40,6 +40,7 @@ def job_row(job_dir: Path) -> dict | None:
             "val_uf1": metrics.get("protocol/val_uf1"), "uf1": metrics.get("protocol/uf1"),
             "uar": metrics.get("protocol/uar"), "acc": metrics.get("protocol/acc"),
             "reference_uf1": metrics.get("reference/uf1"), "vs_reference_uf1": metrics.get("vs_reference/uf1"),
+            "optimistic_uf1": metrics.get("optimistic/uf1"),
             "selection": (results.get("selection") or {}).get("mode"),
             "folds": len(results.get("folds", [])), "time_s": results.get("elapsed_s"),
             "optimistic": bool(objective.get("optimistic")),
@@ -51,7 +52,7 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
     rows = [r for d in sorted(Path(sweep_dir).iterdir(), key=lambda p: (len(p.name), p.name)) if d.is_dir()
             for r in [job_row(d)] if r is not None]
     columns = ["job", "status", "overrides", "selection", "objective", "objective_value", "val_uf1", "uf1", "uar", "acc",
-               "reference_uf1", "vs_reference_uf1", "folds", "time_s", "optimistic", "error", "note"]
+               "reference_uf1", "vs_reference_uf1", "optimistic_uf1", "folds", "time_s", "optimistic", "error", "note"]
     frame = pd.DataFrame(rows).reindex(columns=columns)
     frame["_ok"] = frame.status == "ok"
     frame = frame.sort_values(["_ok", "objective_value"], ascending=[False, False], na_position="last")
@@ -78,6 +79,9 @@ def sweep_markdown(frame: pd.DataFrame) -> str:
     if frame.optimistic.map(lambda v: v is True or v == 1).any():
         lines += [f"> **Optimistic figures**: ranked by a test figure ({', '.join(objectives)}, "
                   "allow_test_selection=true); the best job's test figures overstate what a new subject would see.", ""]
+    if frame.optimistic_uf1.notna().any():
+        lines += ["> Some jobs ran with protocol.optimistic=true: their `optimistic_uf1` in sweep.csv is the epoch chosen "
+                  "on the test subject, as in published code; not a result, never used to rank.", ""]
     lines += [f"Ranked by the objective ({', '.join(objectives)}; pooled over each job's folds). The test "
               "figures beside it are reported, never used to rank or select. Reference: the classical reference "
               "(`model=linear`, converged) on each job's folds, and the job's test UF1 minus it.", "",

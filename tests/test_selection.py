@@ -203,3 +203,27 @@ def test_pixels_flow_scaling_keeps_the_amplitude():
     assert scaled_small[0, 0, 0, 0] == pytest.approx(0.5 + 0.5 / 4) and scaled_large[0, 0, 0, 0] == pytest.approx(1.0)
     assert scaled_small[0, 0, 1, 1] == pytest.approx(0.5), "no motion is 0.5"
     assert scaled_large[0, 2, 0, 0] == pytest.approx(4 * scaled_small[0, 2, 0, 0])
+
+
+@pytest.mark.parametrize("mode", ["last", "val"])
+def test_the_papers_protocol_is_reported_beside_ours_and_changes_nothing(train_cfg, tmp_path, mode):
+    """protocol.optimistic=true: each fold's best-test epoch, pooled and labelled; the honest run is the
+    same run to the last prediction (the extra test passes draw no random numbers of the training's)."""
+    from sklearn.metrics import f1_score
+
+    common = [*LOSO, f"runner.selection={mode}", "report.reference=null"]
+    honest = train(train_cfg(*common, out=tmp_path / "honest"))
+    both = train(train_cfg(*common, "protocol.optimistic=true", out=tmp_path / "both"))
+    assert (tmp_path / "honest/predictions.csv").read_text() == (tmp_path / "both/predictions.csv").read_text()
+    assert {k: v for k, v in both["metrics"].items() if not k.startswith("optimistic")} == honest["metrics"]
+    m = both["metrics"]
+    frames = [pd.read_csv(tmp_path / f"both/folds/fold_{k:02d}/optimistic_predictions.csv") for k in (0, 1)]
+    pooled = pd.concat(frames)
+    assert m["optimistic/uf1"] == pytest.approx(f1_score(pooled.y_true, pooled.y_pred, average="macro"), abs=1e-6)
+    assert m["optimistic_gap/uf1"] == pytest.approx(m["optimistic/uf1"] - m["protocol/uf1"])
+    for fold in both["folds"]:
+        chosen = fold["details"]["optimistic"]
+        scores = chosen["test_uf1_per_epoch"]
+        assert len(scores) == 3 and scores[chosen["epoch"]] == max(scores)
+    md = (tmp_path / "both/results.md").read_text()
+    assert "Optimistic: epoch chosen on the test subject, as in published code; not a result" in md

@@ -81,6 +81,12 @@ def results_markdown(results: dict, pictures: list[str] | tuple[str, ...] = ()) 
                   "reference_predictions.csv. A model below it is a bug to find, not a result."
                   + (f" {reference['missing']} test clip(s) had no reference input and are left out of its figures."
                      if reference.get("missing") else "")]
+    if results.get("optimistic"):
+        lines += ["", f"> **{results['optimistic']['label']}**: pooled over each fold's best-test epoch, UF1 "
+                  f"{m['optimistic/uf1']:.4f}, UAR {m['optimistic/uar']:.4f} (gap to the honest figures: UF1 "
+                  f"{m['optimistic_gap/uf1']:+.4f}, UAR {m['optimistic_gap/uar']:+.4f}). What published code that picks "
+                  "each fold's epoch on its test subject would print for this model; never used here to select, "
+                  "save or report `protocol/*`."]
     if results.get("validation"):
         v, objective = results["validation"], results.get("objective") or {}
         lines += ["", f"Validation (each fold's validation predictions at the chosen epoch or checkpoint, on "
@@ -238,3 +244,6 @@ def print_results(results: dict) -> None:
     mode = (results.get("selection") or {}).get("mode")
     if mode:
         rich.print(f"runner.selection={mode}: no fold's model or epoch was chosen on its test subjects")
+    if results.get("optimistic"):
+        rich.print(Text(f"{results['optimistic']['label']}: UF1 {m['optimistic/uf1']:.4f} "
+                        f"({m['optimistic_gap/uf1']:+.4f}), UAR {m['optimistic/uar']:.4f}", style="yellow"))

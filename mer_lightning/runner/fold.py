@@ -27,6 +27,7 @@ from mer_lightning.evaluation.dashboard import finish_wandb, fold_loggers, log_c
 from mer_lightning.evaluation.results import fold_frame
 from mer_lightning.models.factory import build_model
 from mer_lightning.runner.checkpoints import check_fold, load_weights, read_meta, saved_epoch
+from mer_lightning.runner.optimistic import TestEveryEpoch
 from mer_lightning.runner.selection import (
     Choice,
     EpochCurves,
@@ -57,6 +58,7 @@ class FoldRun:
     checkpoint: str | None = None  # the tested checkpoint, relative to the fold's folder
     is_zero: bool = True
     details: dict = field(default_factory=dict)  # mode, epochs trained, the selection pass's scores
+    optimistic: pd.DataFrame | None = None  # protocol.optimistic: the test predictions of the best-test epoch
 
 
 def train_fold(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str | None,
@@ -70,8 +72,10 @@ def train_fold(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str |
     choice = select_epochs(cfg, dm, fold, fold_dir, current) if mode == "refit" else None
     epochs = choice.epochs if choice else int(cfg.trainer.max_epochs)
     final = every_training_subject(fold)
+    watcher = [TestEveryEpoch(dm)] if cfg.protocol.get("optimistic") else []
     trainer, model, loggers, curves = fit(cfg, dm, final, fold_dir, f"fold_{fold.index:02d}", current,
-                                          stage="final", ckpt_path=ckpt_path, max_epochs=epochs, fold=fold)
+                                          stage="final", ckpt_path=ckpt_path, max_epochs=epochs, fold=fold,
+                                          extra=watcher)
     trainer.test(model, datamodule=dm, verbose=False)
     raise_if_preempted()
     val = fold_frame(dm, fold, choice.predictions) if choice else None
@@ -90,16 +94,20 @@ def train_fold(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str |
     log_checkpoint(cfg, loggers, last if last.is_file() else None, fold, details)
     close(loggers)
     return FoldRun(fold_frame(dm, fold, model.test_predictions), val, text, checkpoint, trainer.is_global_zero,
-                   details)
+                   details, optimistic_frame(dm, fold, watcher, details))
 
 
 def fit_and_select(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str | None,
                    current: dict | None) -> FoldRun:
     """`val`: train without the validation subjects, test the checkpoint that scored best on them."""
+    watcher = [TestEveryEpoch(dm)] if cfg.protocol.get("optimistic") else []
     trainer, model, loggers, curves = fit(cfg, dm, fold, fold_dir, f"fold_{fold.index:02d}", current,
-                                          stage="val", ckpt_path=ckpt_path, fold=fold)
+                                          stage="val", ckpt_path=ckpt_path, fold=fold, extra=watcher)
     selector = trainer.checkpoint_callback
     best = selector.best_model_path if selector is not None and selector.monitor else ""
+    # what the fit recorded, before testing a checkpoint restores its callbacks' older state
+    details = {"mode": "val", "epochs": int(trainer.current_epoch), "curves": {"tested": curves.as_lists()}}
+    optimistic = optimistic_frame(dm, fold, watcher, details)
     val = None
     if fold.val:  # the selected model on this fold's validation subjects: the sweep objective
         model.val_prefix = "selected/val_"  # its own keys, not one more point of the val/* curves
@@ -111,13 +119,24 @@ def fit_and_select(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: s
     last = fold_dir / "checkpoints" / "last.ckpt"
     checkpoint = Path(best) if best else (last if last.is_file() else None)
     text = f"val: best {selector.monitor} checkpoint ({Path(best).name})" if best else "val: last epoch"
-    details = {"mode": "val", "epochs": int(trainer.current_epoch), "curves": {"tested": curves.as_lists()}}
     if best:
         details["selected_epoch"] = saved_epoch(best)
     log_checkpoint(cfg, loggers, checkpoint, fold, details)
     close(loggers)
     return FoldRun(fold_frame(dm, fold, model.test_predictions), val, text,
-                   os.path.relpath(checkpoint, fold_dir) if checkpoint else None, trainer.is_global_zero, details)
+                   os.path.relpath(checkpoint, fold_dir) if checkpoint else None, trainer.is_global_zero, details,
+                   optimistic)
+
+
+def optimistic_frame(dm, fold: Fold, watcher: list, details: dict) -> pd.DataFrame | None:
+    """protocol.optimistic: the fold's test predictions at its best-test epoch (and every epoch's test UF1
+    in `details`); None when not asked for."""
+    best = watcher[0].best(dm.num_classes) if watcher else None
+    if best is None:
+        return None
+    epoch, predictions, scores = best
+    details["optimistic"] = {"epoch": epoch, "test_uf1_per_epoch": scores}
+    return fold_frame(dm, fold, predictions)
 
 
 def select_epochs(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, current: dict | None) -> Choice:

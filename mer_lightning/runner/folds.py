@@ -42,6 +42,7 @@ def runner_settings(cfg: DictConfig) -> DictConfig:
 def build_folds(cfg: DictConfig, table) -> list[Fold]:
     options = OmegaConf.to_container(cfg.protocol, resolve=True)
     name = options.pop("name")
+    options.pop("optimistic", None)  # not about the split: what is reported beside it (runner/optimistic.py)
     return make_folds(table, name, seed=cfg.seed, **options)
 
 

@@ -36,6 +36,7 @@ from mer_lightning.runner.folds import (
     runner_settings,
     select_folds,
 )
+from mer_lightning.runner.optimistic import LABEL, pooled_optimistic
 from mer_lightning.runner.parallel import fold_threads, log_progress, run_folds_in_parallel
 from mer_lightning.runner.reference import run_reference
 from mer_lightning.runner.selection import inner_folds, selection_mode
@@ -107,6 +108,11 @@ def run_protocol(cfg: DictConfig, dm) -> dict:
                              partial=partial_reasons(cfg, limits, unpredicted, len(folds), len(all_folds)),
                              skipped=[s.as_dict() for s in dm.table.skipped])
     results["selection"] = {"mode": selection_mode(cfg), "inner_folds": inner_folds(cfg) or None}
+    optimistic = [r.optimistic for r in ordered if r.optimistic is not None]
+    if optimistic and len(optimistic) == len(ordered):
+        results["metrics"].update(pooled_optimistic(optimistic, dm.num_classes, results["metrics"]))
+        results["optimistic"] = {"label": LABEL, "epochs": {f.index: (r.details.get("optimistic") or {}).get("epoch")
+                                                            for f, r in zip(folds, ordered)}}
     if is_zero:
         reference = run_reference(cfg, dm, folds, out_dir)
         if reference is not None:

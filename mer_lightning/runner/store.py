@@ -37,6 +37,8 @@ def write_fold(fold_dir: Path, fold: Fold, run: FoldRun, classes: list[str], cur
     write_csv(fold_dir / "predictions.csv", run.test)
     if run.val is not None:
         write_csv(fold_dir / "val_predictions.csv", run.val)
+    if run.optimistic is not None:
+        write_csv(fold_dir / "optimistic_predictions.csv", run.optimistic)
     record = fold_record(fold, run.test, run.val, run.selection, run.checkpoint, len(classes), run.details)
     write_json(fold_dir / "fold.json", {**record, "debug_limits": limits, "fingerprint": current, "classes": classes,
                                         "protocol_folds": [f.test_subjects for f in all_folds]})
@@ -56,9 +58,11 @@ def load_finished_fold(fold_dir: Path, dm, fold: Fold, current: dict) -> FoldRun
     if not record.get("debug_limits") and sorted(frame.sample_id) != expected:
         raise MERError(f"{preds} holds predictions for other samples than {fold.name} (data or protocol "
                        "changed since it was written). Use a new output directory or runner.resume=false.")
-    val_path = fold_dir / "val_predictions.csv"
+    val_path, optimistic_path = fold_dir / "val_predictions.csv", fold_dir / "optimistic_predictions.csv"
     val = pd.read_csv(val_path) if val_path.is_file() else None
-    return FoldRun(frame, val, record.get("selection", ""), record.get("checkpoint"), details=record.get("details") or {})
+    optimistic = pd.read_csv(optimistic_path) if optimistic_path.is_file() else None
+    return FoldRun(frame, val, record.get("selection", ""), record.get("checkpoint"), details=record.get("details") or {},
+                   optimistic=optimistic)
 
 
 def set_aside(fold_dir: Path) -> None:
