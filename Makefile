@@ -39,15 +39,18 @@ test-fast: install
 # readers: full-sized SAMM / CASME II trees read and validated (seconds)
 # data: cache vs JPEG decoding, preprocessing throughput, a training epoch (a few minutes on CPU)
 # models: training clips/s of the model presets (CPU here; `--device cuda` on a GPU)
-# recipes: pooled LOSO UF1 and wall time of each model preset beside the linear flow baseline, on the
-#   realistic embedded data in the CASME II and SAMM layouts (the longest part: about an hour on 2 CPU
-#   cores, timm x 2 layouts most of it; `ARGS` goes to bench_data only: run bench_recipes.py --help)
+# selection: the matrix the defaults are chosen on: pooled LOSO UF1 of every model preset x selection
+#   mode (refit / last / val) beside the converged linear reference, on the realistic embedded data at
+#   two sizes, from each photograph, in the CASME II and SAMM layouts (the longest part: hours on 2 CPU
+#   cores; `ARGS` goes to bench_data only: run bench_selection.py --help for a subset)
+# optimistic: honest vs the papers' best-test-epoch figure for ststnet and cnn_bilstm
 # parallel: one LOSO protocol sequential vs runner.parallel=2, wall-time ratio, identical predictions
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
 	$(PY) benchmarks/bench_models.py
-	$(PY) benchmarks/bench_recipes.py
+	$(PY) benchmarks/bench_selection.py --jobs 2
+	$(PY) benchmarks/bench_optimistic.py
 	$(PY) benchmarks/bench_parallel.py
 
 lint: install

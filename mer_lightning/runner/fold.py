@@ -161,8 +161,8 @@ def select_epochs(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, current: dict
                 resume = str(last)
             recorder = EpochPredictions()
             suffix = f"inner_{i}" if k else "select"
-            log.info("%s: selection pass %s (%d train / %d validation samples)", fold.name,
-                     f"{i + 1}/{len(splits)}" if k else "", len(split.train), len(split.val))
+            log.info("%s: selection pass%s (%d train / %d validation samples)", fold.name,
+                     f" {i + 1}/{len(splits)}" if k else "", len(split.train), len(split.val))
             _, _, loggers, curves = fit(cfg, dm, split, split_dir, f"fold_{fold.index:02d}_{suffix}", current,
                                         stage="select", ckpt_path=resume, fold=fold, extra=[recorder])
             close(loggers)
