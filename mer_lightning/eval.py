@@ -19,8 +19,7 @@ from mer_lightning.evaluation.results import fold_frame, fold_record, pooled_res
 from mer_lightning.models.factory import build_model
 from mer_lightning.resolvers import register_resolvers
 from mer_lightning.runner.checkpoints import load_weights, read_meta
-from mer_lightning.runner.fold import check_predictions
-from mer_lightning.runner.folds import debug_limits, drop_moved_keys
+from mer_lightning.runner.folds import check_predictions, debug_limits, drop_moved_keys
 from mer_lightning.utils.errors import MERError, exit_on_user_error
 from mer_lightning.utils.instantiate import instantiate_strict
 from mer_lightning.utils.run_dir import start_run

@@ -20,6 +20,7 @@ from pathlib import Path
 import hydra
 import lightning.pytorch as pl
 import pandas as pd
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from mer_lightning.data.splits import Fold, fold_seed
@@ -27,6 +28,7 @@ from mer_lightning.evaluation.dashboard import finish_wandb, fold_loggers, log_c
 from mer_lightning.evaluation.results import fold_frame
 from mer_lightning.models.factory import build_model
 from mer_lightning.runner.checkpoints import check_fold, load_weights, read_meta, saved_epoch
+from mer_lightning.runner.folds import check_predictions, debug_limits, fold_folder
 from mer_lightning.runner.optimistic import TestEveryEpoch
 from mer_lightning.runner.selection import (
     Choice,
@@ -41,7 +43,7 @@ from mer_lightning.runner.selection import (
     selection_mode,
     selection_splits,
 )
-from mer_lightning.utils.errors import MERError, raise_if_preempted
+from mer_lightning.utils.errors import MERError, Preempted, raise_if_preempted, user_error
 from mer_lightning.utils.instantiate import instantiate_callbacks
 from mer_lightning.utils.io import write_json
 
@@ -275,29 +277,10 @@ class FoldInfo(pl.Callback):
                              "classes": self.classes, "fingerprint": self.current, "stage": self.stage, **self.configs}
 
 
-def check_predictions(dm, fold: Fold, frame: pd.DataFrame, limited: bool) -> int:
-    """Every test clip of the fold predicted exactly once (a debug limit may predict fewer); returns
-    how many clips were left out."""
-    expected = {dm.table[i].id for i in fold.test}
-    predicted = list(frame.sample_id)
-    extra, repeated = set(predicted) - expected, len(predicted) - len(set(predicted))
-    missing = expected - set(predicted)
-    if extra or repeated or (missing and not limited):
-        raise MERError(f"{fold.name}: the predictions do not cover its test clips exactly once ({len(missing)} "
-                       f"missing, e.g. {sorted(missing)[:3]}; {len(extra)} not in the fold, e.g. {sorted(extra)[:3]}; "
-                       f"{repeated} repeated). A result from them could not be trusted; nothing was reported.")
-    return len(missing)
-
-
 def run_fold(cfg: DictConfig, dm, fold: Fold, out_dir: Path, start_from: str | None, current: dict,
              finished: int) -> FoldRun:
     """One fold in this process, its predictions checked; a failure names the fold and keeps the
     finished ones (SIGTERM: where the fold's last.ckpt is and how to resume)."""
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-    from mer_lightning.runner.folds import debug_limits, fold_folder
-    from mer_lightning.utils.errors import Preempted, user_error
-
     fold_dir = fold_folder(out_dir, fold.index)
     log.info("Training %s: %d train / %d val / %d test samples", fold.name, len(fold.train), len(fold.val),
              len(fold.test))
@@ -324,23 +307,3 @@ def preempted_message(out_dir: Path, fold_dir: Path, fold: Fold, finished: int) 
     return (f"stopped by SIGTERM in {fold.name}: {where}; {finished} fold(s) finished in this run and every "
             f"finished fold is kept under {out_dir / 'folds'}. Resume: rerun the same command with "
             f"hydra.run.dir={out_dir}")
-
-
-def check_selection(cfg: DictConfig, fold: Fold) -> None:
-    """Refuse any configuration that would select a model on the test subjects, or on validation
-    subjects a fold does not have."""
-    mode = selection_mode(cfg)
-    for name, conf in (cfg.get("callbacks") or {}).items():
-        monitor = conf.get("monitor") if isinstance(conf, DictConfig) else None
-        if not monitor:
-            continue
-        if not str(monitor).startswith(("val/", "train/")):
-            raise MERError(f"callbacks.{name}.monitor={monitor}: model selection may only use validation "
-                           "subjects carved from the training subjects (val/...), never the test fold.")
-        if mode == "val" and str(monitor).startswith("val/") and not fold.val:
-            raise MERError(f"{fold.name} has no validation subjects (protocol.val_subjects="
-                           f"{cfg.protocol.get('val_subjects')}) but callbacks.{name} selects on {monitor}. "
-                           "Give validation subjects, or train every training subject for a fixed budget with "
-                           "runner.selection=last.")
-    if mode == "refit" and not fold.val and not inner_folds(cfg):
-        selection_splits(fold, None, 0, 0)  # raises the one-line message

@@ -1,13 +1,17 @@
 """A run's folds: built from the protocol, narrowed to `runner.folds`, each with its own folder; the
-runner's settings (`runner.*`, conf/runner/default.yaml) and the debug limits that make a run partial."""
+checks a fold passes before training (no selection on test subjects) and after (every test clip
+predicted once); the runner's settings (`runner.*`, conf/runner/default.yaml) and the debug limits
+that make a run partial."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mer_lightning.data.splits import Fold, make_folds
+from mer_lightning.runner.selection import inner_folds, selection_mode, selection_splits
 from mer_lightning.utils.errors import MERError
 
 # the runner's settings that once lived under `protocol.`: named there, they are refused with the new name
@@ -80,3 +84,37 @@ def partial_reasons(cfg: DictConfig, limits: list[str], unpredicted: int, ran: i
         chosen = runner_settings(cfg).folds
         reasons.append(f"runner.folds={chosen if isinstance(chosen, int) else list(chosen)}: {ran} of {total} folds")
     return reasons
+
+
+def check_predictions(dm, fold: Fold, frame: pd.DataFrame, limited: bool) -> int:
+    """Every test clip of the fold predicted exactly once (a debug limit may predict fewer); returns
+    how many clips were left out."""
+    expected = {dm.table[i].id for i in fold.test}
+    predicted = list(frame.sample_id)
+    extra, repeated = set(predicted) - expected, len(predicted) - len(set(predicted))
+    missing = expected - set(predicted)
+    if extra or repeated or (missing and not limited):
+        raise MERError(f"{fold.name}: the predictions do not cover its test clips exactly once ({len(missing)} "
+                       f"missing, e.g. {sorted(missing)[:3]}; {len(extra)} not in the fold, e.g. {sorted(extra)[:3]}; "
+                       f"{repeated} repeated). A result from them could not be trusted; nothing was reported.")
+    return len(missing)
+
+
+def check_selection(cfg: DictConfig, fold: Fold) -> None:
+    """Refuse any configuration that would select a model on the test subjects, or on validation
+    subjects a fold does not have."""
+    mode = selection_mode(cfg)
+    for name, conf in (cfg.get("callbacks") or {}).items():
+        monitor = conf.get("monitor") if isinstance(conf, DictConfig) else None
+        if not monitor:
+            continue
+        if not str(monitor).startswith(("val/", "train/")):
+            raise MERError(f"callbacks.{name}.monitor={monitor}: model selection may only use validation "
+                           "subjects carved from the training subjects (val/...), never the test fold.")
+        if mode == "val" and str(monitor).startswith("val/") and not fold.val:
+            raise MERError(f"{fold.name} has no validation subjects (protocol.val_subjects="
+                           f"{cfg.protocol.get('val_subjects')}) but callbacks.{name} selects on {monitor}. "
+                           "Give validation subjects, or train every training subject for a fixed budget with "
+                           "runner.selection=last.")
+    if mode == "refit" and not fold.val and not inner_folds(cfg):
+        selection_splits(fold, None, 0, 0)  # raises the one-line message

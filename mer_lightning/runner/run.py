@@ -27,9 +27,11 @@ from mer_lightning.evaluation.report import print_results, write_report
 from mer_lightning.evaluation.results import fold_record, pooled_results
 from mer_lightning.runner.checkpoints import given_checkpoints
 from mer_lightning.runner.fingerprint import fingerprint
-from mer_lightning.runner.fold import FoldRun, check_predictions, check_selection, run_fold
+from mer_lightning.runner.fold import FoldRun, run_fold
 from mer_lightning.runner.folds import (
     build_folds,
+    check_predictions,
+    check_selection,
     debug_limits,
     fold_folder,
     partial_reasons,
