@@ -76,6 +76,8 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["refit", "last", "val"], choices=["refit", "last", "val"])
     parser.add_argument("--inner-folds", type=int, default=3, help="one more run per cell: cnn_bilstm, refit with "
                         "this many inner folds (0: none)")
+    parser.add_argument("--inner-sizes", nargs="+", default=["small"], choices=list(SIZES),
+                        help="the cell sizes that get the inner-folds run (k selection passes each)")
     parser.add_argument("--set", nargs="*", default=[], help="overrides added to every run")
     parser.add_argument("--tag", default="", help="names this variant's runs in the workdir (default: from --set)")
     parser.add_argument("--workdir", default=None, help="trees, cache and runs (kept: a rerun reuses finished runs)")
@@ -92,9 +94,9 @@ def main() -> None:
           f"on the same folds. {platform.processor() or platform.machine()}, {os.cpu_count()} CPU(s), torch "
           f"{torch.__version__}, {args.jobs} run(s) at once. Overrides: `{' '.join(args.set) or 'none'}`.\n", flush=True)
     cells = list(itertools.product(args.sizes, args.photos, args.layouts))
-    runs = [(m, mode, []) for m in args.models for mode in args.modes]
-    if args.inner_folds and "cnn_bilstm" in args.models:
-        runs.append(("cnn_bilstm", "refit", [f"runner.inner_folds={args.inner_folds}"]))
+    plain = [(m, mode, []) for m in args.models for mode in args.modes]
+    inner = [("cnn_bilstm", "refit", [f"runner.inner_folds={args.inner_folds}"])] if (
+        args.inner_folds and "cnn_bilstm" in args.models) else []
     table: dict[tuple, dict] = {}
     try:
         for size, photo, layout in cells:
@@ -108,6 +110,7 @@ def main() -> None:
                 overrides = [f"model={model}", f"runner.selection={mode}", *extra, *args.set]
                 return spec, run(layout, root, overrides, work / "runs" / name, work / "cache", threads)
 
+            runs = plain + (inner if size in args.inner_sizes else [])
             with ThreadPoolExecutor(max_workers=args.jobs) as pool:
                 outcomes = list(pool.map(one, runs))
             print(f"## {layout} layout, {size} ({SIZES[size]['subjects']} subjects x 5 classes x "
