@@ -166,13 +166,14 @@ class MERDataModule(pl.LightningDataModule):
 
     # -- reading -----------------------------------------------------------------------------
     def read(self) -> SampleTable:
-        """The dataset's SampleTable with labels (no decoding); samples whose input this preprocessing
-        cannot make (a stored file under a computed input, a stored input of another shape) are skipped."""
+        """The dataset's SampleTable with labels (no decoding)."""
         table = check_sample_ids(self.reader(self.root))
-        return self.fit_inputs(apply_scheme(table, self.classes_option))
+        return apply_scheme(table, self.classes_option)
 
     def fit_inputs(self, table: SampleTable) -> SampleTable:
-        """Skip, naming each file, the samples `Preprocessing.unfit` refuses; when it refuses them all, one
+        """Before preprocessing (`load`; `inspect` reads without it): skip, naming each file, the samples
+        `Preprocessing.unfit` refuses (a stored file under a computed input, a stored input of another
+        shape, a folder of frames under `input=stored`); when it refuses them all, one
         MERError saying what the files hold and which key to change (a model that needs a sequence on
         one-step files lands here: data.num_frames is its T)."""
         prep = self.preprocessing
@@ -201,8 +202,8 @@ class MERDataModule(pl.LightningDataModule):
         fixes = []
         if steps != prep.time_steps:
             fixes.append(f"data.num_frames={steps}" if steps > 1 else
-                         "a model that takes one time step (model=cnn, ststnet or linear, or model=timm model/head=mean "
-                         "data.num_frames=1): a model that needs a sequence cannot learn from one step")
+                         "data.num_frames=1, which the one-step models set (model=cnn, ststnet, linear; model=timm with "
+                         "model/head=mean data.num_frames=1): a model that needs a sequence cannot learn from one step")
         if channels != prep.out_channels:
             fixes.append(f"data.reader.channels={channels}")
         return (f"the stored inputs in {self.root} hold {held}, and the data config asks for T={prep.time_steps} "
@@ -216,7 +217,7 @@ class MERDataModule(pl.LightningDataModule):
         """
         if self.table is not None:
             return self.table
-        table = self.read()
+        table = self.fit_inputs(self.read())
         prepared = self.preprocessed(table)
         self.cache_report = prepared.report
         self.table = SampleTable([table[i] for i in prepared.kept], table.classes,
