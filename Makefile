@@ -43,12 +43,15 @@ test-fast: install
 #   realistic embedded data in the CASME II and SAMM layouts (the longest part: about an hour on 2 CPU
 #   cores, timm x 2 layouts most of it; `ARGS` goes to bench_data only: run bench_recipes.py --help)
 # parallel: one LOSO protocol sequential vs runner.parallel=2, wall-time ratio, identical predictions
+# precomputed: reading and caching 1,000 stored PNG / .npy clips, and the export round trip (raw layout vs
+#   its PNG and .npy exports read back by data=precomputed: pooled LOSO UF1, identical predictions)
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
 	$(PY) benchmarks/bench_models.py
 	$(PY) benchmarks/bench_recipes.py
 	$(PY) benchmarks/bench_parallel.py
+	$(PY) benchmarks/bench_precomputed.py
 
 lint: install
 	$(PY) -m ruff check mer_lightning tests benchmarks

@@ -237,6 +237,31 @@ def test_pattern_matches_tolerantly_and_names_each_unmatched_row(tmp_path):
     assert [s.stored.path.name for s in read_precomputed(root, pattern="{subject}/{sample}")] == ["Ep09.png"]
 
 
+def test_a_published_stst_layout_reads_as_it_is(tmp_path):
+    """HTNet's STSTNet-style release: `<sub>_<filename_o> .png` (a space before the extension) beside a CSV of
+    dataset, sub, filename_o, integer label and columns the reader ignores."""
+    root = tmp_path / "htnet"
+    rows = []
+    for dataset, sub, clip, label in (("casme2", "sub01", "EP02_01f", 1), ("casme2", "sub02", "EP01_11f", 0),
+                                      ("smic", "s01", "s01_ne_01", 0), ("smic", "s02", "s02_sur_01", 2),
+                                      ("samm", "006", "006_1_2", 0), ("samm", "007", "007_6_1", 1)):
+        png(root / "STSNet_whole_norm_u_v_os" / f"{sub}_{clip} .png")
+        rows.append({"dataset": dataset, "sub": sub, "filename_o": clip, "label": label, "apex": "",
+                     "imagename": f"{sub}_{clip}.jpg", "sub_filename": ""})
+    manifest(tmp_path, rows, "combined_3_class2_for_optical_flow.csv")
+    cfg = precomputed_cfg(tmp_path, root, "data.reader.manifest=../combined_3_class2_for_optical_flow.csv",
+                          "data.reader.pattern='STSNet_whole_norm_u_v_os/{subject}_{sample}.png'",
+                          "data.reader.label_names=[negative,positive,surprise]", "data.classes=megc_3",
+                          "model=ststnet", "data.image_size=28")
+    dm = instantiate_strict(cfg.data, "data")
+    table = dm.load()
+    assert len(table) == 6 and not table.skipped and table.notes["path_matched_tolerantly"] == 6
+    assert table.subjects[:2] == ["casme2/sub01", "casme2/sub02"] and table.classes == ["negative", "positive",
+                                                                                         "surprise"]
+    assert [s.emotion for s in table][:3] == ["positive", "negative", "negative"]
+    assert dm.clips.shape == (6, 1, 3, 28, 28)
+
+
 def test_a_manifest_of_several_datasets_is_a_composite(tmp_path):
     root = tmp_path / "megc"
     rows = []

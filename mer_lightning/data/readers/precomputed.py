@@ -5,10 +5,12 @@
 
 The manifest (CSV or XLSX: `data.reader.manifest`, relative to `data.root` or absolute; by default
 `manifest.csv` / `manifest.xlsx` in the root, else the sheet there with these columns) has one row per
-clip. Its columns are found by name, case-insensitively: `subject`, `sample` (the clip id; or `clip`),
-`label` (an emotion name, or an integer into `data.reader.label_names`; or `emotion`), and optionally
-`dataset` (the clip's source; or `source`), `path` (its file or folder, relative to `data.root`; or
-`file`) and `onset` / `apex` / `offset` (frame numbers, for folders of frames). Without a path, the
+clip. Its columns are found by name, case-insensitively: `subject` (or `sub`), `sample` (the clip id; or
+`clip`, `filename`), `label` (an emotion name, or an integer into `data.reader.label_names`; or
+`emotion`), and optionally `dataset` (the clip's source; or `source`), `path` (its file or folder,
+relative to `data.root`; or `file`) and `onset` / `apex` / `offset` (frame numbers, for folders of
+frames). Other columns are ignored (HTNet's published CSV, `dataset, sub, filename_o, label, ...`, reads
+as it is). Without a path, the
 file is found by `data.reader.pattern` (placeholders `{subject}`, `{sample}`, `{dataset}`), matched
 tolerantly: as written first, else ignoring case, spaces before the extension, `.png` / `.jpg` /
 `.jpeg` / `.bmp` for one another and leading zeros of numbers (`s1_EP2` finds `S01_ep02 .PNG`).
@@ -75,9 +77,11 @@ from mer_lightning.utils.errors import MERError
 log = logging.getLogger(__name__)
 
 NAME = "precomputed"
-COLUMNS = Columns({"subject": ("subject",), "sample": ("sample", "clip"), "label": ("label", "emotion"),
-                   "dataset": ("dataset", "source"), "path": ("path", "file"), "onset": ("onset",),
-                   "apex": ("apex",), "offset": ("offset",)},
+# spellings compared case-, space- and underscore-insensitively; `sub` / `filename_o` are those of the CSV
+# published with HTNet's STSTNet-style flow images (combined_3_class2_for_optical_flow.csv)
+COLUMNS = Columns({"subject": ("subject", "sub"), "sample": ("sample", "clip", "filename", "filename_o"),
+                   "label": ("label", "emotion"), "dataset": ("dataset", "source", "database"),
+                   "path": ("path", "file"), "onset": ("onset",), "apex": ("apex",), "offset": ("offset",)},
                   required=("subject", "sample", "label"), keys=("sample",))
 ARRAY_SUFFIX = ".npy"
 STORED_SUFFIXES = (*IMAGE_SUFFIXES, ARRAY_SUFFIX)
