@@ -45,6 +45,8 @@ test-fast: install
 #   cores; `ARGS` goes to bench_data only: run bench_selection.py --help for a subset)
 # optimistic: honest vs the papers' best-test-epoch figure for ststnet and cnn_bilstm
 # parallel: one LOSO protocol sequential vs runner.parallel=2, wall-time ratio, identical predictions
+# precomputed: reading and caching 1,000 stored PNG / .npy clips, and the export round trip (raw layout vs
+#   its PNG and .npy exports read back by data=precomputed: pooled LOSO UF1, identical predictions)
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
@@ -52,6 +54,7 @@ bench: install
 	$(PY) benchmarks/bench_selection.py --jobs 2
 	$(PY) benchmarks/bench_optimistic.py
 	$(PY) benchmarks/bench_parallel.py
+	$(PY) benchmarks/bench_precomputed.py
 
 lint: install
 	$(PY) -m ruff check mer_lightning tests benchmarks

@@ -6,6 +6,8 @@
                           frames / diff / diff_seq 1 (grayscale) or 3 (RGB), flow / flow_seq 3
                           (u, v, optical strain); `data.channels` in conf/_data.yaml, read by
                           the model's `in_chans` (the same function the DataModule's clips follow).
+                          data=precomputed passes a third argument, `${data.reader.channels}`: the
+                          channels of its stored inputs (`data.input=stored`).
 - `${gpu_for_job:}`       the GPU of this job in a multirun (job number modulo visible GPUs).
 """
 
@@ -74,8 +76,9 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("input_channels", input_channels)
 
 
-def input_channels(input: str = "frames", grayscale: bool = True) -> int:
-    """Channels of `data.input` (imported lazily: resolving a config must not load OpenCV)."""
+def input_channels(input: str = "frames", grayscale: bool = True, stored: int | None = None) -> int:
+    """Channels of `data.input` (imported lazily: resolving a config must not load OpenCV); `stored`: the
+    channels a data config states for stored inputs (data=precomputed: `${data.reader.channels}`)."""
     from mer_lightning.data.preprocessing import input_channels as channels
 
-    return channels(input, grayscale)
+    return channels(input, grayscale, stored)

@@ -23,7 +23,7 @@ from mer_lightning.utils.errors import MERError
 from tests.conftest import ROOT, compose_cfg
 
 DATA = ROOT / "conf" / "data"
-SPECIAL = {"synthetic", "composite"}  # data configs that are not one dataset
+SPECIAL = {"synthetic", "composite", "precomputed"}  # data configs that are not one dataset
 
 
 def _yaml(name: str) -> dict:

@@ -10,7 +10,8 @@ A cache entry is a folder `<paths.cache_dir>/<dataset>-<key>/` holding
   clips that were skipped and why, and the build statistics.
 
 The key is a SHA-256 over the dataset root, the sample list (ids, frame paths with their sizes and
-modification times, onset / apex / offset, whether the frames are face crops) and every option that
+modification times, onset / apex / offset, whether the frames are face crops; a stored input's file
+with its size and time, shape and scale) and every option that
 changes the arrays (input, face and its settings, frame selection, number of frames, image size,
 flow size, channels, flow method and scaling) plus the code versions of the cache, preprocessing,
 faces and flow. Change any of them and a new entry is built; nothing stale is ever served.
@@ -122,6 +123,13 @@ class ClipCache:
             if s.image is not None:
                 h.update(f"{s.image.shape}{s.image.dtype}".encode())
                 h.update(np.ascontiguousarray(s.image).tobytes())
+            if s.stored is not None:  # a stored input (data=precomputed): its file, shape and scale
+                h.update(json.dumps([str(s.stored.path), list(s.stored.shape), s.stored.scale]).encode())
+                try:
+                    st = os.stat(s.stored.path)
+                    h.update(f"{st.st_size}:{st.st_mtime_ns};".encode())
+                except OSError:
+                    h.update(b"missing;")
         return h.hexdigest()
 
     def entry(self, key: str) -> Path:

@@ -9,6 +9,7 @@ only that fold's train / val / test samples. Batches are dicts:
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -138,11 +139,14 @@ class MERDataModule(pl.LightningDataModule):
         self.reader, self.name, self.classes_option = reader, name, classes
         if grayscale is None:  # configs that only state `channels`: 3 means RGB frames
             grayscale = channels != 3 or input == "flow"
+        # stored inputs (data=precomputed) have the channels of their files, which the config states
+        stored_channels = channels if input == "stored" else None
         self.preprocessing = Preprocessing(input=input, face=str(face or "none").lower(), frames=frames,
                                            num_frames=num_frames, image_size=image_size,
                                            channels=1 if grayscale else 3, flow=flow,
                                            flow_size=int(flow_size) if flow_size else None,
-                                           flow_scaling=flow_scaling, flow_scale=float(flow_scale))
+                                           flow_scaling=flow_scaling, flow_scale=float(flow_scale),
+                                           stored_channels=stored_channels)
         # the clip shape (T, C, H, W), as the preprocessing makes it
         self.num_frames, self.channels, self.image_size = self.preprocessing.shape[:3]
         if channels is not None and int(channels) != self.channels:
@@ -166,6 +170,45 @@ class MERDataModule(pl.LightningDataModule):
         table = check_sample_ids(self.reader(self.root))
         return apply_scheme(table, self.classes_option)
 
+    def fit_inputs(self, table: SampleTable) -> SampleTable:
+        """Before preprocessing (`load`; `inspect` reads without it): skip, naming each file, the samples
+        `Preprocessing.unfit` refuses (a stored file under a computed input, a stored input of another
+        shape, a folder of frames under `input=stored`); when it refuses them all, one
+        MERError saying what the files hold and which key to change (a model that needs a sequence on
+        one-step files lands here: data.num_frames is its T)."""
+        prep = self.preprocessing
+        problems = [(sample, prep.unfit(sample)) for sample in table]
+        unfit = [(sample, problem) for sample, problem in problems if problem]
+        if not unfit:
+            return table
+        if len(unfit) == len(problems):
+            raise MERError(self._nothing_fits([sample for sample, _ in unfit], unfit[0][1]))
+        for sample, problem in unfit:
+            table.skip(sample.id, problem)
+        table.samples = [sample for sample, problem in problems if not problem]
+        return table
+
+    def _nothing_fits(self, samples: list, first: str) -> str:
+        prep = self.preprocessing
+        stored = [s for s in samples if s.stored is not None]
+        if prep.input != "stored" or len(stored) < len(samples):
+            return f"no sample of {self.root} fits data.input={prep.input}: {first}"
+        shapes = Counter(s.stored.shape[:2] for s in stored)
+        example = {}
+        for s in stored:
+            example.setdefault(s.stored.shape[:2], s.stored.path)
+        held = ", ".join(f"T={t} x C={c} ({n} file(s), e.g. {example[t, c]})" for (t, c), n in shapes.most_common(3))
+        (steps, channels), _ = shapes.most_common(1)[0]
+        fixes = []
+        if steps != prep.time_steps:
+            fixes.append(f"data.num_frames={steps}" if steps > 1 else
+                         "data.num_frames=1, which the one-step models set (model=cnn, ststnet, linear; model=timm with "
+                         "model/head=mean data.num_frames=1): a model that needs a sequence cannot learn from one step")
+        if channels != prep.out_channels:
+            fixes.append(f"data.reader.channels={channels}")
+        return (f"the stored inputs in {self.root} hold {held}, and the data config asks for T={prep.time_steps} "
+                f"(data.num_frames) x C={prep.out_channels} (data.reader.channels): use {' and '.join(fixes)}")
+
     def load(self) -> SampleTable:
         """Read and label the table, then get every clip's array from the cache (built on first use).
 
@@ -174,7 +217,7 @@ class MERDataModule(pl.LightningDataModule):
         """
         if self.table is not None:
             return self.table
-        table = self.read()
+        table = self.fit_inputs(self.read())
         prepared = self.preprocessed(table)
         self.cache_report = prepared.report
         self.table = SampleTable([table[i] for i in prepared.kept], table.classes,
@@ -187,6 +230,12 @@ class MERDataModule(pl.LightningDataModule):
             log.warning("Skipped %s: %s", skip.sample, skip.reason)
         for line in prepared.report.summary().splitlines()[:2]:  # where, what was done (skips: above)
             log.info("%s", line.strip())
+        if self.preprocessing.input == "stored" and self.clips.size:
+            low, high = float(np.min(self.clips)), float(np.max(self.clips))
+            if low < -1e-3 or high > 1 + 1e-3:
+                log.warning("The stored inputs hold values from %.4g to %.4g, served as they are (then normalised by "
+                            "data.mean / data.std); data.reader.scale=<the largest value> or minmax scales them into "
+                            "[0, 1]", low, high)
         log.info("faces: %s", self.face_summary(table))
         log.info("%s: %d samples, %d subjects, classes %s", self.name, len(self.table),
                  len(self.table.subjects), self.table.class_counts())
@@ -195,6 +244,8 @@ class MERDataModule(pl.LightningDataModule):
     def face_summary(self, table: SampleTable) -> str:
         """Which face handling the clips got (the log says it: `data.face=auto` decides per layout)."""
         prep = self.preprocessing
+        if prep.input == "stored":
+            return "stored inputs, served as they are (no face detection)"
         wanted = sum(prep.wants_face(s) for s in table)
         if prep.face == "none" or not wanted:
             why = "the frames are face crops" if prep.face == "auto" else "data.face=none"

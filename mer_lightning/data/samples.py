@@ -16,6 +16,28 @@ import numpy as np
 from mer_lightning.utils.errors import MERError
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A file holding a model input as it is (`data=precomputed`, `data.input=stored`).
+
+    `shape` is its (T, C, H, W) as the file's header says (an image or a (C, H, W) array is T = 1);
+    `scale` how its values map to [0, 1]: `auto` (8-bit images / 255, 16-bit / 65535, arrays as
+    stored), a number (values divided by it) or `minmax` (each channel of the clip min-max scaled).
+    """
+
+    path: Path
+    shape: tuple[int, int, int, int]
+    scale: str | float = "auto"
+
+    @property
+    def steps(self) -> int:
+        return self.shape[0]
+
+    @property
+    def channels(self) -> int:
+        return self.shape[1]
+
+
 @dataclass(frozen=True, eq=False)
 class Sample:
     """One clip (or one still image, where `frames` has a single entry or `image` is set).
@@ -29,6 +51,8 @@ class Sample:
     `fps` is the recording's frame rate (0: unknown, or a still image); datasets differ (30 to 500 fps)
     and `data.frames=uniform` samples T frames by count, so a temporal model sees a different span
     of time per frame step on each dataset.
+    `stored` (`data=precomputed`): a file that already holds the model's input (an image or a `.npy`
+    array, served as it is with `data.input=stored`); clips of frames leave it None.
     """
 
     dataset: str
@@ -46,6 +70,7 @@ class Sample:
     cropped: bool = False
     fps: float = 0.0
     image: np.ndarray | None = field(default=None, repr=False)
+    stored: Stored | None = None
 
     @property
     def id(self) -> str:
@@ -173,13 +198,15 @@ def check_sample_ids(table: SampleTable) -> SampleTable:
     """
     kept = []
     for sample in table.samples:
-        names = [sample.id, *map(str, sample.frames)]
+        names = [sample.id, *map(str, sample.frames), *([str(sample.stored.path)] if sample.stored else [])]
         bad = next((name for name in names if printable(name) != name), None)
         if bad is None:
             kept.append(sample)
             continue
         if bad == sample.id and sample.frames:
             bad = str(sample.frames[0].parent)  # the clip folder on disk: what to rename
+        elif bad == sample.id and sample.stored:
+            bad = str(sample.stored.path)
         table.skip(printable(sample.id), f"name is not valid UTF-8: {printable(bad)}; rename it to UTF-8 "
                                          "(e.g. `convmv -f latin1 -t utf8 -r --notest <folder>`), then read again")
     table.samples = kept
@@ -187,7 +214,8 @@ def check_sample_ids(table: SampleTable) -> SampleTable:
         skip.sample, skip.reason = printable(skip.sample), printable(skip.reason)
     twice = [sample_id for sample_id, n in Counter(s.id for s in kept).items() if n > 1]
     if twice:
-        where = [str(s.frames[0].parent) if s.frames else s.clip for s in kept if s.id == twice[0]]
+        where = [str(s.frames[0].parent) if s.frames else str(s.stored.path) if s.stored else s.clip
+                 for s in kept if s.id == twice[0]]
         raise MERError(f"{len(twice)} sample id(s) are read more than once, e.g. '{twice[0]}' (from {', '.join(where)}): "
                        "each clip must be listed once; rename or remove the extra copies")
     return table

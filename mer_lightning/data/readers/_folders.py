@@ -1,10 +1,12 @@
 """Folders and frame files for the readers: the dataset root, frames listed in numeric order and checked,
-child folders looked up case-insensitively, and the path guard on folder names taken from sheet cells.
+child folders looked up case-insensitively, and the path guards on names taken from sheet cells (single
+folder names: `unsafe_cells`; relative paths of several parts: `unsafe_path`).
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from pathlib import Path
 from typing import Iterable
@@ -140,3 +142,18 @@ def unsafe_cells(cells: Iterable[tuple[str, str]], inside: str | Path) -> str:
         return (f"{column} cell '{value}' is not a single folder name{f' ({why})' if why else ''}: sheet paths "
                 f"must stay inside {inside}; write the subject and clip folder names only")
     return ""
+
+
+def unsafe_path(column: str, value: str, inside: str | Path) -> str:
+    """The path guard for a sheet cell holding a relative path of one or more parts (`sub01/clip.png`,
+    data=precomputed's `path` column): '' when it stays inside `inside` once `a/../b` is resolved, else
+    why not. Both separators are read (sheets are often written on Windows); absolute paths and drive
+    letters are refused. Lexical, as `unsafe_cells`: a symlink inside the root may still lead elsewhere."""
+    text = str(value).strip().replace("\\", "/")
+    why = ("it is blank" if not text else
+           "it is an absolute path" if text.startswith("/") or os.path.isabs(text) or re.match(r"^[A-Za-z]:", text) else
+           "it leads out of the folder" if posixpath.normpath(text).split("/")[0] in ("..", ".") else "")
+    if not why:
+        return ""
+    return (f"{column} cell '{value}' is not a path inside {inside} ({why}): write paths relative to "
+            "data.root, without '..' leading out of it")

@@ -58,8 +58,10 @@ class SheetClips:
     clip twice and let a cache keep either label); `read` checks the clip on disk and adds its sample,
     or the reason it is skipped, naming the file and row."""
 
-    def __init__(self, dataset: str, sheet: str, inside: str | Path, table: SampleTable | None = None):
+    def __init__(self, dataset: str, sheet: str, inside: str | Path, table: SampleTable | None = None,
+                 compare: tuple[str, ...] = ()):
         self.dataset, self.sheet, self.inside = dataset, sheet, inside
+        self.compare = compare  # cells of `ClipRow.extra` that must agree too (data=precomputed's path)
         self.table = table if table is not None else SampleTable([])
         self._listed: dict[tuple[str, str], list[ClipRow]] = {}
 
@@ -96,8 +98,10 @@ class SheetClips:
         sample_id = self.sample_id(rows[0])
         clip = sample_id.split("/", 1)[1]
         differ = []
-        for name in ("emotion", "onset", "apex", "offset"):
-            values = ["missing" if getattr(r, name) is None else str(getattr(r, name)) for r in rows]
+        for name in ("emotion", "onset", "apex", "offset", *self.compare):
+            cells = [getattr(r, name) if name in ("emotion", "onset", "apex", "offset") else r.extra.get(name)
+                     for r in rows]
+            values = ["missing" if cell is None else str(cell) for cell in cells]
             if len(set(values)) > 1:
                 differ.append(f"{name} ({' vs '.join(values)})")
         if not differ:
