@@ -17,7 +17,7 @@ CONF = ROOT / "conf"
 # data/report (what data=precomputed sets in the report: tests/test_precomputed.py)
 GROUPS = {str(d.relative_to(CONF)): sorted(p.stem for p in d.glob("*.yaml") if not p.stem.startswith("_"))
           for d in CONF.rglob("*")
-          if d.is_dir() and not str(d.relative_to(CONF)).startswith(("hydra", "hparams_search", "model/data", "model/trainer", "data/report"))}
+          if d.is_dir() and not str(d.relative_to(CONF)).startswith(("hydra", "hparams_search", "model/data", "model/trainer"))}
 CHOICES = [(group, option) for group, options in sorted(GROUPS.items()) for option in options]
 
 

@@ -163,7 +163,10 @@ def test_stored_pngs_train_with_a_one_step_model(tmp_path):
     assert results["metrics"]["protocol/uf1"] >= 0 and results["complete"]
     saved = json.loads((tmp_path / "run/results.json").read_text())
     assert len(saved["folds"]) == 4, "LOSO over the manifest's subjects"
-    assert "reference" not in saved, "no frames to compute the reference's flow from: off for stored inputs"
+    # the reference on the same stored inputs (no frames to measure motion on: the files are its input)
+    assert saved["reference"]["input"] == "stored" and 0 <= saved["metrics"]["reference/uf1"] <= 1
+    reference = pd.read_csv(tmp_path / "run/reference_predictions.csv")
+    assert sorted(reference.sample_id) == sorted(pd.read_csv(tmp_path / "run/predictions.csv").sample_id)
 
 
 def test_a_sequence_model_on_one_step_files_is_one_line(tmp_path):
@@ -422,9 +425,8 @@ def test_out_of_range_arrays_are_served_as_stored_and_said(tmp_path, caplog):
 def test_precomputed_is_a_format_not_a_registered_dataset(tmp_path):
     assert "precomputed" not in dataset_names()
     cfg = compose_cfg("train.yaml", tmp_path, ["data=precomputed", "model=cnn"])
-    assert cfg.protocol.name == "loso" and cfg.data.input == "stored" and cfg.report.reference is None
+    assert cfg.protocol.name == "loso" and cfg.data.input == "stored" and cfg.report.reference == "linear"
     assert cfg.data.channels == 3 and cfg.data.num_frames == 1
     assert compose_cfg("train.yaml", tmp_path, ["data=precomputed", "data.reader.channels=1"]).data.channels == 1
-    assert compose_cfg("train.yaml", tmp_path, []).report.reference == "linear", "other datasets keep the reference"
     with pytest.raises(Exception, match="data.input=stored serves inputs stored in files"):
         OmegaConf.to_container(compose_cfg("train.yaml", tmp_path, ["data.input=stored"]).data, resolve=True)
