@@ -32,12 +32,12 @@ stopping and the learning-rate monitor.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
 import shutil
 import time
+from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,6 +184,8 @@ class Member:
     loss_sum: torch.Tensor | None = None
     loss_n: int = 0
     last_batches: int = 0  # batches of its last epoch
+    params: list = field(default_factory=list)  # its parameters (views of the stacks)
+    info: object = None  # its FoldInfo (the `mer` record of its checkpoints)
 
     @property
     def name(self) -> str:
@@ -303,7 +305,7 @@ class PackedModule(pl.LightningModule):
         self.clip_algorithm = str(trainer.get("gradient_clip_algorithm") or "norm")
         self.min_epochs = int(trainer.get("min_epochs") or 0)
         self._merged: torch.optim.Optimizer | None = None
-        self._foreach: dict[int, object] = {}
+        self.state: dict = defaultdict(dict)  # every member's optimizer state, by parameter (shared by the per-epoch optimizers)
         self.last_name: str | None = None  # the every-epoch checkpoint's file name (None: not written)
         self.offset = 0  # the members' epoch at the loop's epoch 0 (> 0 when every member resumes)
         self.packed_trainer: pl.Trainer | None = None
@@ -320,8 +322,7 @@ class PackedModule(pl.LightningModule):
         self.stacked = StackedModels([m.model for m in self.members], device)
         if self.bank is None or self.bank.device != device:
             self.bank = ClipBank(self.dm, device)
-        groups = []
-        for m in self.members:
+        for row, m in enumerate(self.members):
             optimizers = m.model.configure_optimizers()
             if isinstance(optimizers, dict):
                 m.optimizer = optimizers["optimizer"]
@@ -330,17 +331,11 @@ class PackedModule(pl.LightningModule):
             else:
                 m.optimizer, m.scheduler = optimizers, None
             if m.start:
-                restore(m, self.stacked, self.members.index(m), device)
-            groups += m.optimizer.param_groups
-        first = self.members[0].optimizer
-        for group in groups:  # one C++ loop over every member's tensors (the same arithmetic per tensor)
-            if "foreach" in group and group["foreach"] is None and not group.get("fused"):
-                self._foreach[id(group)] = group["foreach"]
-                group["foreach"] = True
-        self._merged = merged_optimizer(first, groups)
-        for m in self.members:
-            self._merged.state.update(m.optimizer.state)
+                restore(m, self.stacked, row, device)
+            m.params = list(m.model.parameters())
+            self.state.update(m.optimizer.state)
             m.optimizer.state.clear()
+        self._merged = self.merged_optimizer(self.members)
         if self.execution == "vmap":
             try:
                 self.vmapped = VmapForward(self.stacked, objective)
@@ -355,7 +350,33 @@ class PackedModule(pl.LightningModule):
         for m in self.members:
             m.model.train()
             m.done = m.epochs >= m.budget
+            m.info = FoldInfo(m.fold, self.dm.class_names, self.cfg, self.current, m.stage)
         return self._merged
+
+    def merged_optimizer(self, members: list[Member]) -> torch.optim.Optimizer:
+        """One optimizer of the members' class over the members' parameters: their param groups merged where
+        their hyper-parameters agree (the members of an epoch share its learning rate), every parameter
+        with its own state and step count (`self.state`), a parameter without a gradient (a member that had
+        no batch) skipped as it would be alone; one `foreach` loop over all their tensors (on CPU the same
+        per-tensor kernels as a member's own optimizer)."""
+        import inspect
+
+        first = members[0].optimizer
+        merged: dict[tuple, dict] = {}
+        for m in members:
+            for g, group in enumerate(m.optimizer.param_groups):
+                hyper = {k: v for k, v in group.items() if k != "params"}
+                key = (g, repr(sorted(hyper.items())))
+                if key not in merged:
+                    merged[key] = {**hyper, "params": []}
+                    if merged[key].get("foreach") is None and not merged[key].get("fused") and "foreach" in hyper:
+                        merged[key]["foreach"] = True
+                merged[key]["params"] += list(group["params"])
+        accepted = inspect.signature(type(first).__init__).parameters
+        defaults = {k: v for k, v in first.defaults.items() if k in accepted}
+        optimizer = type(first)(list(merged.values()), **defaults)
+        optimizer.state = self.state  # (a defaultdict keyed by parameter, as the optimizer's own)
+        return optimizer
 
     def _vmap_dry_run(self) -> None:
         """One vmapped forward on zeros in eval mode: an op vmap cannot batch fails here, before any training."""
@@ -387,6 +408,9 @@ class PackedModule(pl.LightningModule):
                 m.history.append({f"lr-{type(m.optimizer).__name__}": m.optimizer.param_groups[0]["lr"]})
             else:
                 m.history.append({})
+        active = [m for m in self.members if m.batches]
+        if active:
+            self._merged = self.merged_optimizer(active)
 
     def training_step(self, step, batch_idx):
         if not step:
@@ -400,12 +424,12 @@ class PackedModule(pl.LightningModule):
                 with member_random(m, self.device):
                     logits = m.model(x)
                 loss = m.model.loss(logits, y)
-                self.manual_backward(loss)
+                loss.backward()  # (what manual_backward does at 32-bit and bf16-mixed precision)
                 self._account(m, loss, len(indices))
         params = []
         for i, _ in step:
             m = self.members[i]
-            own = [p for p in m.model.parameters() if p.grad is not None]
+            own = [p for p in m.params if p.grad is not None]
             if self.clip_value:
                 if self.clip_algorithm == "value":
                     torch.nn.utils.clip_grad_value_(own, float(self.clip_value))
@@ -413,6 +437,7 @@ class PackedModule(pl.LightningModule):
                     torch.nn.utils.clip_grad_norm_(own, float(self.clip_value))
             params += own
             m.steps += 1
+            m.optimizer._opt_called = True  # (its scheduler's check: the merged optimizer stepped for it)
         self._merged.step()
         for p in params:
             p.grad = None
@@ -436,7 +461,7 @@ class PackedModule(pl.LightningModule):
             masks = self.vmapped.masks_for(tuple(x.shape[1:]), [self.members[i].rng for i in rows], self.device)
             everyone = len(rows) == len(self.members)
             _, losses = self.vmapped(None if everyone else rows, x, y, masks, stacks, training=True)
-            self.manual_backward(losses.sum())
+            losses.sum().backward()
             for (i, indices), loss in zip(group, losses):
                 self._account(self.members[i], loss, len(indices))
         for i, _ in step:
@@ -590,33 +615,17 @@ class PackedModule(pl.LightningModule):
     def optimizer_state(self, m: Member) -> dict:
         """The member's optimizer as its own optimizer's `state_dict` (what a fit of its own would save)."""
         own = m.optimizer
-        params = [p for group in own.param_groups for p in group["params"]]
-        own.state.update({p: self._merged.state[p] for p in params if p in self._merged.state})
+        own.state.update({p: self.state[p] for p in m.params if p in self.state})
         try:
-            state = own.state_dict()
+            return own.state_dict()
         finally:
             own.state.clear()
-        for group in state["param_groups"]:
-            if "foreach" in group and group["foreach"] is True and self._foreach:
-                group["foreach"] = None
-        return state
 
 
 def weighted_sum(total: torch.Tensor | None, value: torch.Tensor, n: int) -> torch.Tensor:
     """Lightning's running sum of an epoch-mean figure logged with `batch_size=n` (float32: value * n)."""
     value = value.detach().float() * n
     return value if total is None else total + value
-
-
-def merged_optimizer(first: torch.optim.Optimizer, groups: list[dict]) -> torch.optim.Optimizer:
-    """One optimizer of `first`'s class over the param groups of every member (each group keeps its own
-    hyper-parameters, each parameter its own state and step count; a parameter without a gradient, a
-    member that had no batch, is skipped as it would be alone)."""
-    import inspect
-
-    accepted = inspect.signature(type(first).__init__).parameters
-    defaults = {k: v for k, v in first.defaults.items() if k in accepted}
-    return type(first)(groups, **defaults)
 
 
 def objective(model, x: torch.Tensor, y: torch.Tensor):
@@ -680,7 +689,7 @@ def member_checkpoint(module: PackedModule, m: Member) -> dict:
     }
     if m.cuda_rng is not None:
         checkpoint["packed"]["cuda_rng"] = m.cuda_rng
-    FoldInfo(m.fold, module.dm.class_names, module.cfg, module.current, m.stage).on_save_checkpoint(None, None, checkpoint)
+    m.info.on_save_checkpoint(None, None, checkpoint)
     return checkpoint
 
 
