@@ -43,12 +43,16 @@ test-fast: install
 #   realistic embedded data in the CASME II and SAMM layouts (the longest part: about an hour on 2 CPU
 #   cores, timm x 2 layouts most of it; `ARGS` goes to bench_data only: run bench_recipes.py --help)
 # parallel: one LOSO protocol sequential vs runner.parallel=2, wall-time ratio, identical predictions
+# pack: LOSO sequential vs runner.parallel=2 vs runner.pack=K (and both), wall / CPU time, pooled UF1 and
+#   whether the predictions are the sequential ones (CASME II layout, 10 folds; a 68-subject set of 28 px
+#   flow inputs, 68 folds; ststnet and cnn_bilstm: about an hour on 2 CPU cores, most of it sequential)
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
 	$(PY) benchmarks/bench_models.py
 	$(PY) benchmarks/bench_recipes.py
 	$(PY) benchmarks/bench_parallel.py
+	$(PY) benchmarks/bench_pack.py
 
 lint: install
 	$(PY) -m ruff check mer_lightning tests benchmarks

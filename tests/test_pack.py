@@ -125,6 +125,33 @@ def test_an_interrupted_pack_resumes_where_it_stopped(train_cfg, tmp_path, monke
     assert record["details"]["curves"]["tested"]["epoch"] == [0, 1, 2]
 
 
+def test_sigterm_in_a_packed_selection_pass_then_one_rerun_finishes(runs, tmp_path, tiny_root, monkeypatch):
+    """SIGTERM while the folds' selection passes train together: exit 143 naming the pack, each split keeps
+    its last epoch; the rerun resumes them (their random streams too) and gives the sequential predictions."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from mer_lightning.runner import pack
+    from tests.conftest import TINY
+
+    real = pack.PackedModule.training_step
+
+    def sigterm_in_epoch_1(self, step, batch_idx):
+        if self.members[0].stage == "select" and self.member_epoch() == 1:
+            raise SIGTERMException()  # what Lightning raises at a batch boundary after SIGTERM
+        return real(self, step, batch_idx)
+
+    monkeypatch.setattr(pack.PackedModule, "training_step", sigterm_in_epoch_1)
+    overrides = [*TINY, f"data.root={tiny_root}", *FAST, "trainer.max_epochs=2", "model=ststnet", "runner.pack=6"]
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as stop:
+        train(compose_cfg("train.yaml", out, overrides))
+    assert stop.value.code == 143 and "folds 0-5 trained as one pack" in str(stop.value)
+    assert (out / "folds/fold_03/selection/split_0/checkpoints/last.ckpt").is_file()
+    monkeypatch.setattr(pack.PackedModule, "training_step", real)
+    train(compose_cfg("train.yaml", out, overrides))
+    assert (out / "predictions.csv").read_text() == (runs["sequential"][1] / "predictions.csv").read_text()
+
+
 def test_a_fold_of_an_interrupted_pack_resumes_in_its_own_lightning_loop(train_cfg, tmp_path, monkeypatch):
     """A packed checkpoint is a Lightning checkpoint of the fold's own fit: rerun without packing, the
     interrupted fold continues from its last epoch."""
@@ -205,3 +232,13 @@ def test_stacked_members_under_vmap_equal_each_model_alone():
         mean = "backbone.features.1.running_mean"
         assert torch.allclose(stacked.buffers[mean][i], model.state_dict()[mean], atol=1e-6)
     assert not torch.allclose(stacked.buffers[mean][0], stacked.buffers[mean][1]), "per-member statistics"
+
+
+@pytest.mark.slow
+def test_packs_in_parallel_processes_give_the_sequential_predictions(runs, tmp_path, tiny_root):
+    from tests.conftest import TINY
+
+    cfg = compose_cfg("train.yaml", tmp_path / "both", [*TINY, f"data.root={tiny_root}", *FAST, "trainer.max_epochs=2",
+                                                        "model=ststnet", "runner.pack=3", "runner.parallel=2"])
+    train(cfg)
+    assert (tmp_path / "both/predictions.csv").read_text() == (runs["sequential"][1] / "predictions.csv").read_text()

@@ -360,6 +360,9 @@ class VmapForward:
             gathered = {n: b.index_select(0, index) for n, b in buffers.items()}
         else:
             gathered = buffers
+        first = self.stacked.members[0]
+        if hasattr(first, "backbone_frozen"):  # a frozen backbone keeps its BatchNorm and dropout in eval mode
+            self.template.backbone_frozen = first.backbone_frozen
         self.template.train(training)
         call = self.call
 

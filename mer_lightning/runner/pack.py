@@ -246,6 +246,25 @@ def member_random(member: Member, device: torch.device):
             cuda.set_state(cuda_saved)
 
 
+@contextmanager
+def member_generators(members: list[Member], device: torch.device):
+    """The generators dropout draws from on `device`, one per member (its own stream: CPU, or CUDA as the
+    default CUDA generator of a fit of its own)."""
+    if device.type != "cuda":
+        yield [m.rng for m in members]
+        return
+    generators = []
+    for m in members:
+        g = torch.Generator(device=device)
+        g.set_state(m.cuda_rng)
+        generators.append(g)
+    try:
+        yield generators
+    finally:
+        for m, g in zip(members, generators):
+            m.cuda_rng = g.get_state()
+
+
 class ClipBank:
     """The dataset's clips in memory as the normalised float tensors `ClipDataset` serves (one read of the
     cache); augmented batches are built clip by clip through the fold's own augmentation stream."""
@@ -253,11 +272,21 @@ class ClipBank:
     def __init__(self, dm, device: torch.device):
         from mer_lightning.data.datamodule import ClipDataset
 
+        self.clips = dm.clips
         self.shaper = ClipDataset(dm.clips, dm.table.labels, [], dm.mean, dm.std)
         self.raw = self.shaper._rows
         self.x = self.shaper._normalised(np.asarray(self.raw)).to(device)
         self.y = torch.as_tensor(np.asarray(dm.table.labels), dtype=torch.long, device=device)
         self.device = device
+
+    @classmethod
+    def of(cls, dm, device: torch.device) -> "ClipBank":
+        """The data's bank on `device`, made once (the selection passes and final trainings share it)."""
+        bank = getattr(dm, "_clip_bank", None)
+        if bank is None or bank.device != device or bank.clips is not dm.clips:
+            bank = cls(dm, device)
+            dm._clip_bank = bank
+        return bank
 
     def batch(self, indices: list[int], augment=None) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.long, device=self.device)
@@ -321,7 +350,7 @@ class PackedModule(pl.LightningModule):
         self.execution = execution_of(self.cfg, device)
         self.stacked = StackedModels([m.model for m in self.members], device)
         if self.bank is None or self.bank.device != device:
-            self.bank = ClipBank(self.dm, device)
+            self.bank = ClipBank.of(self.dm, device)
         for row, m in enumerate(self.members):
             optimizers = m.model.configure_optimizers()
             if isinstance(optimizers, dict):
@@ -340,13 +369,16 @@ class PackedModule(pl.LightningModule):
             try:
                 self.vmapped = VmapForward(self.stacked, objective)
                 self._vmap_dry_run()
-            except MERError:
-                raise
             except Exception as err:  # noqa: BLE001 - an op vmap cannot batch: say so on one line
-                first_line = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-                raise MERError(f"runner.pack_execution=vmap cannot run model {self.cfg.model.get('name')} under "
-                               f"torch.func.vmap ({type(err).__name__}: {first_line}); use runner.pack_execution=loop "
-                               "or runner.parallel") from None
+                cause = user_error(err)
+                first_line = str(cause or err).strip().splitlines()[0][:200] if str(cause or err).strip() else \
+                    type(err).__name__
+                why = (f"runner.pack_execution=vmap cannot run model {self.cfg.model.get('name')} under "
+                       f"torch.func.vmap ({type(err).__name__}: {first_line})")
+                if str(runner_settings(self.cfg).get("pack_execution", "auto")) == "vmap":
+                    raise MERError(f"{why}; use runner.pack_execution=loop or runner.parallel") from None
+                log.warning("%s: its folds run in turn instead (runner.pack_execution=loop)", why)
+                self.execution, self.vmapped = "loop", None
         for m in self.members:
             m.model.train()
             m.done = m.epochs >= m.budget
@@ -458,7 +490,8 @@ class PackedModule(pl.LightningModule):
             batches = [self.bank.batch(indices, self.members[i].augment) for i, indices in group]
             x = torch.stack([b[0] for b in batches])
             y = torch.stack([b[1] for b in batches])
-            masks = self.vmapped.masks_for(tuple(x.shape[1:]), [self.members[i].rng for i in rows], self.device)
+            with member_generators([self.members[i] for i in rows], self.device) as generators:
+                masks = self.vmapped.masks_for(tuple(x.shape[1:]), generators, self.device)
             everyone = len(rows) == len(self.members)
             _, losses = self.vmapped(None if everyone else rows, x, y, masks, stacks, training=True)
             losses.sum().backward()
@@ -729,11 +762,7 @@ def restore(m: Member, stacked: StackedModels, row: int, device: torch.device) -
         if "cuda_rng" in packed and m.cuda_rng is not None:
             m.cuda_rng = packed["cuda_rng"]
     else:
-        progress = checkpoint.get("loops", {}).get("fit_loop", {})
-        epochs = progress.get("epoch_progress", {}).get("current", {}).get("processed", checkpoint.get("epoch", -1) + 1)
-        finished = progress.get("epoch_loop.batch_progress", {}).get("is_last_batch", True)
-        m.epochs = int(epochs) if finished else int(checkpoint.get("epoch", 0))  # a mid-epoch save redoes its epoch
-        m.steps = int(checkpoint.get("global_step", 0))
+        m.epochs, m.steps = checkpoint_epochs(checkpoint), int(checkpoint.get("global_step", 0))
     callbacks = checkpoint.get("callbacks") or {}
     if "EpochCurves" in callbacks:
         m.curves.load_state_dict(callbacks["EpochCurves"])
@@ -773,12 +802,15 @@ def build_member(cfg: DictConfig, dm, m: Member, augments: dict) -> None:
         m.augment = augments[m.fold.index]
     if m.stage == "select":
         m.recorder = EpochPredictions()
+    selector = None  # as `trainer.checkpoint_callback`: the first ModelCheckpoint
     for cb in instantiate_callbacks(stage_callbacks(cfg, m.stage), m.where, has_logger=True):
         kind = type(cb).__name__
-        if kind == "EarlyStopping" and m.part.val:
+        if kind == "EarlyStopping" and m.part.val and m.stopper is None:
             m.stopper = cb
-        elif kind == "ModelCheckpoint" and cb.monitor and m.stage == "val" and not m.best:
-            m.best = {"monitor": cb.monitor, "mode": cb.mode, "filename": cb.filename or "best"}
+        elif kind == "ModelCheckpoint" and selector is None:
+            selector = cb
+    if m.stage == "val" and selector is not None and selector.monitor:
+        m.best = {"monitor": selector.monitor, "mode": selector.mode, "filename": selector.filename or "best"}
 
 
 def last_filename(cfg: DictConfig, stage: str) -> str | None:
@@ -810,8 +842,8 @@ def train_members(cfg: DictConfig, dm, members: list[Member], current: dict, aug
                      limit_train_batches=None, limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=None,
                      enable_checkpointing=False, enable_model_summary=False, accumulate_grad_batches=1)
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, **overrides)
-    log.info("Training %d model(s) as one stacked model (%s): %s", len(members), members[0].stage,
-             ", ".join(m.name for m in members))
+    log.info("Training %d model(s) as one stacked model (%s, folds %s)", len(members), members[0].stage,
+             spans(sorted({m.fold.index for m in members})))
     module.packed_trainer = trainer
     trainer.fit(module)  # (members that have nothing left to train are set up, then the loop stops)
     raise_if_preempted()
@@ -820,12 +852,34 @@ def train_members(cfg: DictConfig, dm, members: list[Member], current: dict, aug
     return module
 
 
+def spans(indices: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> "0-2, 5, 7-8"."""
+    parts, start = [], None
+    for i, k in enumerate(indices):
+        if start is None:
+            start = k
+        if i + 1 == len(indices) or indices[i + 1] != k + 1:
+            parts.append(f"{start}-{k}" if k > start else str(k))
+            start = None
+    return ", ".join(parts)
+
+
 def resumed_epochs(path: str) -> int:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    return checkpoint_epochs(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def checkpoint_epochs(checkpoint: dict) -> int:
+    """The epochs a checkpoint's fit had finished: a packed one says so; a Lightning one saved mid-epoch
+    (SIGTERM) has that epoch done again from its weights."""
     packed = checkpoint.get("packed") or {}
     if packed:
         return int(packed["epochs"])
-    return int(checkpoint.get("epoch", -1)) + 1
+    progress = checkpoint.get("loops", {}).get("fit_loop", {})
+    finished = progress.get("epoch_loop.batch_progress", {}).get("is_last_batch", True)
+    processed = progress.get("epoch_progress", {}).get("current", {}).get("processed")
+    if finished and processed is not None:
+        return int(processed)
+    return int(checkpoint.get("epoch", -1)) + (1 if finished else 0)
 
 
 def replay_logs(cfg: DictConfig, m: Member, extra: dict | None = None):
@@ -862,7 +916,7 @@ def run_pack(cfg: DictConfig, dm, folds: list[Fold], out_dir: Path, start_from: 
             choices = _select(cfg, dm, folds, out_dir, current, augments) if mode == "refit" else {}
             runs = _final_folds(cfg, dm, folds, out_dir, start_from, current, augments, choices)
     except (Preempted, SIGTERMExceptionType()):
-        names = ", ".join(str(f.index) for f in folds)
+        names = spans([f.index for f in folds])
         raise Preempted(f"stopped by SIGTERM while folds {names} trained as one pack: each keeps the checkpoint of "
                         f"its last finished epoch (folds/fold_XX/checkpoints/last.ckpt, or its selection split's), "
                         f"finished folds are kept under {out_dir / 'folds'}. Resume: rerun the same command with "
@@ -873,7 +927,7 @@ def run_pack(cfg: DictConfig, dm, folds: list[Fold], out_dir: Path, start_from: 
         cause = user_error(err)
         if cause is not None:
             raise cause from None
-        names = ", ".join(str(f.index) for f in folds)
+        names = spans([f.index for f in folds])
         raise RuntimeError(f"the pack of folds {names} failed ({type(err).__name__}: {err}); finished folds are "
                            f"saved under {out_dir / 'folds'}; rerun the same command to resume") from err
     limited_run = bool(debug_limits(cfg))
@@ -908,8 +962,6 @@ def _select(cfg: DictConfig, dm, folds: list[Fold], out_dir: Path, current: dict
             members.append(Member(fold, split, "select", split_dir, f"fold_{fold.index:02d}_{suffix}",
                                   int(cfg.trainer.max_epochs), resume, i))
     if members:
-        log.info("Selection passes of folds %s together (%d model(s))", ", ".join(str(f.index) for f in folds),
-                 len(members))
         train_members(cfg, dm, members, current, augments)
         for m in members:
             where = fold_folder(out_dir, m.fold.index) / "selection"

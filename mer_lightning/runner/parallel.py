@@ -38,10 +38,16 @@ def fold_threads(cfg: DictConfig, parallel: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
 
 
-def log_progress(index: int, done: int, total: int, started: float) -> None:
-    """One line per finished fold: how many are done, and the protocol's ETA."""
+def log_progress(index: int | list[int], done: int, total: int, started: float) -> None:
+    """One line per finished fold (or pack of folds): how many are done, and the protocol's ETA."""
     elapsed = time.time() - started
-    log.info("fold %d finished (%d/%d folds, %.0f s, ETA %.0f s)", index, done, total, elapsed,
+    if isinstance(index, list):
+        from mer_lightning.runner.pack import spans
+
+        what = f"folds {spans(index)}" if len(index) > 1 else f"fold {index[0]}"
+    else:
+        what = f"fold {index}"
+    log.info("%s finished (%d/%d folds, %.0f s, ETA %.0f s)", what, done, total, elapsed,
              elapsed / done * (total - done))
 
 
@@ -85,13 +91,16 @@ def run_folds_in_parallel(cfg: DictConfig, folds: list[Fold], start_from: dict[i
                                                                            for f in group}, threads, queue)
             for group in groups)
     for outcomes in Parallel(n_jobs=parallel, backend="loky", return_as="generator_unordered")(jobs):
+        finished = []
         for outcome in outcomes:
             done += 1
             if outcome["error"]:
                 failed.append(outcome)
                 log.error("fold %d failed (%d/%d): %s", outcome["index"], done, len(folds), outcome["error"])
             else:
-                log_progress(outcome["index"], done, len(folds), started)
+                finished.append(outcome["index"])
+        if finished:
+            log_progress(finished if len(finished) > 1 else finished[0], done, len(folds), started)
     if failed:
         names = ", ".join(f"fold {o['index']} ({o['error']})" for o in failed)
         raise MERError(f"{len(failed)} of {len(folds)} fold(s) failed: {names}. The others are saved under "

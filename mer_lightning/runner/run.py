@@ -98,8 +98,8 @@ def run_protocol(cfg: DictConfig, dm) -> dict:
                     runs[fold.index] = packed[fold.index]
                     write_fold(fold_folder(out_dir, fold.index), fold, packed[fold.index], dm.class_names, current,
                                limits, all_folds)
-                    done += 1
-                    log_progress(fold.index, done, len(pending), started)
+                done += len(group)
+                log_progress([f.index for f in group], done, len(pending), started)
     else:
         with torch_threads(fold_threads(cfg, 1)):
             for done, fold in enumerate(pending, start=1):
