@@ -47,6 +47,9 @@ test-fast: install
 # parallel: one LOSO protocol sequential vs runner.parallel=2, wall-time ratio, identical predictions
 # precomputed: reading and caching 1,000 stored PNG / .npy clips, and the export round trip (raw layout vs
 #   its PNG and .npy exports read back by data=precomputed: pooled LOSO UF1, identical predictions)
+# pack: LOSO sequential vs runner.parallel=2 vs runner.pack=K (and both), wall / CPU time, pooled UF1 and
+#   whether the predictions are the sequential ones (CASME II layout, 10 folds; a 68-subject set of 28 px
+#   flow inputs, 68 folds; ststnet and cnn_bilstm: about an hour on 2 CPU cores, most of it sequential)
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
@@ -55,6 +58,7 @@ bench: install
 	$(PY) benchmarks/bench_optimistic.py
 	$(PY) benchmarks/bench_parallel.py
 	$(PY) benchmarks/bench_precomputed.py
+	$(PY) benchmarks/bench_pack.py
 
 lint: install
 	$(PY) -m ruff check mer_lightning tests benchmarks

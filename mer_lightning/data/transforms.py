@@ -71,9 +71,21 @@ class ClipAugment:
         self.compose, self.flow = compose, flow
         self._seeded_with: int | None = None
 
+    def seeded(self, seed: int) -> "ClipAugment":
+        """A copy with a stream of its own, seeded as a fit seeded `seed` seeds this one (`seed_everything`,
+        then the first clip), and never reseeded: a packed fold's augmentation (`runner.pack`)."""
+        import copy
+
+        twin = copy.deepcopy(self)
+        twin.compose.set_random_seed(seed % 2**32)
+        twin._seeded_with, twin._fixed = seed, True
+        return twin
+
     def _seed(self) -> None:
         import torch
 
+        if getattr(self, "_fixed", False):
+            return
         info = torch.utils.data.get_worker_info()
         seed = info.seed if info is not None else torch.initial_seed()
         if seed != self._seeded_with:

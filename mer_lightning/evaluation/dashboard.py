@@ -46,7 +46,8 @@ TAG_GROUPS = ("data", "model", "model/backbone", "model/head", "protocol", "expe
 # overrides that say where or how a run ran, not what it is: never in names or tags
 PLUMBING = ("hydra", "paths", "logger", "extras", "trainer", "callbacks", "debug", "hparams_search",
             "data.root", "data.cache_dir", "data.num_workers", "data.pin_memory", "runner.folds", "runner.resume",
-            "runner.parallel", "runner.folds_per_gpu", "runner.threads_per_fold", "runner.pool", "ckpt_path",
+            "runner.parallel", "runner.folds_per_gpu", "runner.threads_per_fold", "runner.pool", "runner.pack",
+            "runner.pack_execution", "ckpt_path",
             "train", "report")
 
 

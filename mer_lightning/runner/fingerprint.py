@@ -8,7 +8,9 @@ checkpoint; a resume compares it key by key and names what differs.
 
 Left out, because they do not change a result: where things are (`data.root`, the readers'
 `*_root` / `roots.*`, `cache_dir`; `annotation_file` is kept: it picks the labels), loader workers,
-loggers, which folds run and how (`runner.folds`, `resume`, `parallel`, `folds_per_gpu`, `pool`;
+loggers, which folds run and how (`runner.folds`, `resume`, `parallel`, `folds_per_gpu`, `pool`, `pack`,
+`pack_execution`: a packed fold is the fold trained alone, the same seeds, weights, batches and draws,
+bitwise with `loop` execution and to rounding with `vmap`, as on another device;
 `runner.selection`, `inner_folds` and `threads_per_fold` are kept: they change the model, and float sums
 depend on the threads), and the devices (accelerator, devices, strategy).
 """
@@ -23,7 +25,7 @@ from mer_lightning.utils.errors import MERError
 
 IGNORED = {
     "data": ("cache_dir", "num_workers", "pin_memory"),
-    "runner": ("folds", "resume", "parallel", "folds_per_gpu", "pool"),
+    "runner": ("folds", "resume", "parallel", "folds_per_gpu", "pool", "pack", "pack_execution"),
 }
 TRAINER = ("max_epochs", "min_epochs", "max_steps", "min_steps", "limit_train_batches", "limit_val_batches",
            "limit_test_batches", "fast_dev_run", "overfit_batches", "accumulate_grad_batches", "gradient_clip_val",

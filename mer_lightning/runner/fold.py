@@ -80,6 +80,19 @@ def train_fold(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str |
                                           extra=watcher)
     trainer.test(model, datamodule=dm, verbose=False)
     raise_if_preempted()
+    run = final_run(dm, fold, fold_dir, choice, epochs, curves.as_lists(), model.test_predictions,
+                    trainer.is_global_zero)
+    run.optimistic = optimistic_frame(dm, fold, watcher, run.details)
+    last = fold_dir / "checkpoints" / "last.ckpt"
+    log_checkpoint(cfg, loggers, last if last.is_file() else None, fold, run.details)
+    close(loggers)
+    return run
+
+
+def final_run(dm, fold: Fold, fold_dir: Path, choice: Choice | None, epochs: int, tested: dict,
+              test_predictions: dict, is_zero: bool = True) -> FoldRun:
+    """What a `refit` or `last` fold produced, from its final training (`tested`: its curves) and test
+    predictions (also what a packed fold produces, `pack.py`)."""
     val = fold_frame(dm, fold, choice.predictions) if choice else None
     last = fold_dir / "checkpoints" / "last.ckpt"
     checkpoint = os.path.relpath(last, fold_dir) if last.is_file() else None
@@ -89,14 +102,11 @@ def train_fold(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str |
         text = (f"refit: {epochs} epoch(s) on every training subject, the count chosen by {choice.monitor} on "
                 f"{where}")
         details = {"mode": "refit", "epochs": epochs, "monitor": choice.monitor, "scores": choice.scores,
-                   "splits": choice.splits, "curves": {"tested": curves.as_lists(), "chosen_on": choice.curves}}
+                   "splits": choice.splits, "curves": {"tested": tested, "chosen_on": choice.curves}}
     else:
         text = f"last: the last of {epochs} epoch(s) on every training subject"
-        details = {"mode": "last", "epochs": epochs, "curves": {"tested": curves.as_lists()}}
-    log_checkpoint(cfg, loggers, last if last.is_file() else None, fold, details)
-    close(loggers)
-    return FoldRun(fold_frame(dm, fold, model.test_predictions), val, text, checkpoint, trainer.is_global_zero,
-                   details, optimistic_frame(dm, fold, watcher, details))
+        details = {"mode": "last", "epochs": epochs, "curves": {"tested": tested}}
+    return FoldRun(fold_frame(dm, fold, test_predictions), val, text, checkpoint, is_zero, details)
 
 
 def fit_and_select(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: str | None,
@@ -108,8 +118,8 @@ def fit_and_select(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: s
     selector = trainer.checkpoint_callback
     best = selector.best_model_path if selector is not None and selector.monitor else ""
     # what the fit recorded, before testing a checkpoint restores its callbacks' older state
-    details = {"mode": "val", "epochs": int(trainer.current_epoch), "curves": {"tested": curves.as_lists()}}
-    optimistic = optimistic_frame(dm, fold, watcher, details)
+    noted: dict = {}
+    optimistic = optimistic_frame(dm, fold, watcher, noted)
     val = None
     if fold.val:  # the selected model on this fold's validation subjects: the sweep objective
         model.val_prefix = "selected/val_"  # its own keys, not one more point of the val/* curves
@@ -118,16 +128,26 @@ def fit_and_select(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: s
         val = fold_frame(dm, fold, model.val_predictions)
     trainer.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
     raise_if_preempted()
+    run = val_run(dm, fold, fold_dir, selector.monitor if best else None, best or None, int(trainer.current_epoch),
+                  curves.as_lists(), model.test_predictions, val, trainer.is_global_zero)
+    run.details.update(noted)
+    run.optimistic = optimistic
+    log_checkpoint(cfg, loggers, fold_dir / run.checkpoint if run.checkpoint else None, fold, run.details)
+    close(loggers)
+    return run
+
+
+def val_run(dm, fold: Fold, fold_dir: Path, monitor: str | None, best: str | Path | None, epochs: int,
+            tested: dict, test_predictions: dict, val: pd.DataFrame | None, is_zero: bool = True) -> FoldRun:
+    """What a `val` fold produced: the best checkpoint's (else the last epoch's) test predictions."""
     last = fold_dir / "checkpoints" / "last.ckpt"
     checkpoint = Path(best) if best else (last if last.is_file() else None)
-    text = f"val: best {selector.monitor} checkpoint ({Path(best).name})" if best else "val: last epoch"
+    text = f"val: best {monitor} checkpoint ({Path(best).name})" if best else "val: last epoch"
+    details = {"mode": "val", "epochs": epochs, "curves": {"tested": tested}}
     if best:
         details["selected_epoch"] = saved_epoch(best)
-    log_checkpoint(cfg, loggers, checkpoint, fold, details)
-    close(loggers)
-    return FoldRun(fold_frame(dm, fold, model.test_predictions), val, text,
-                   os.path.relpath(checkpoint, fold_dir) if checkpoint else None, trainer.is_global_zero, details,
-                   optimistic)
+    return FoldRun(fold_frame(dm, fold, test_predictions), val, text,
+                   os.path.relpath(checkpoint, fold_dir) if checkpoint else None, is_zero, details)
 
 
 def optimistic_frame(dm, fold: Fold, watcher: list, details: dict) -> pd.DataFrame | None:
@@ -174,6 +194,13 @@ def select_epochs(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, current: dict
             done = recorder.epochs
         per_split.append(done)
         first_curves = first_curves if i else split_curves
+    return settle_choice(cfg, dm, fold, splits, per_split, first_curves, where)
+
+
+def settle_choice(cfg: DictConfig, dm, fold: Fold, splits: list[Fold], per_split: list[dict], first_curves: dict,
+                  where: Path) -> Choice:
+    """The epoch count that scores best on the selection pass's validation predictions, written to
+    `selection/choice.json` (also for a packed fold, `pack.py`)."""
     monitor, direction = monitor_of(cfg)
     val_subjects = len({dm.table[i].subject for i in splits[0].val})
     choice = choose_epochs(per_split, monitor, direction, dm.num_classes, val_subjects)

@@ -22,6 +22,7 @@ from mer_lightning.data.splits import Fold
 from mer_lightning.runner.fingerprint import fingerprint
 from mer_lightning.runner.fold import run_fold
 from mer_lightning.runner.folds import build_folds, debug_limits, fold_folder, runner_settings
+from mer_lightning.runner.pack import packs, run_pack
 from mer_lightning.runner.store import write_fold
 from mer_lightning.utils.errors import MERError, user_error
 from mer_lightning.utils.instantiate import instantiate_strict
@@ -37,10 +38,16 @@ def fold_threads(cfg: DictConfig, parallel: int) -> int | None:
     return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else None
 
 
-def log_progress(index: int, done: int, total: int, started: float) -> None:
-    """One line per finished fold: how many are done, and the protocol's ETA."""
+def log_progress(index: int | list[int], done: int, total: int, started: float) -> None:
+    """One line per finished fold (or pack of folds): how many are done, and the protocol's ETA."""
     elapsed = time.time() - started
-    log.info("fold %d finished (%d/%d folds, %.0f s, ETA %.0f s)", index, done, total, elapsed,
+    if isinstance(index, list):
+        from mer_lightning.runner.pack import spans
+
+        what = f"folds {spans(index)}" if len(index) > 1 else f"fold {index[0]}"
+    else:
+        what = f"fold {index}"
+    log.info("%s finished (%d/%d folds, %.0f s, ETA %.0f s)", what, done, total, elapsed,
              elapsed / done * (total - done))
 
 
@@ -56,8 +63,10 @@ def gpu_slots(cfg: DictConfig) -> list[int] | None:
     return [gpu for gpu in range(torch.cuda.device_count()) for _ in range(per_gpu)]
 
 
-def run_folds_in_parallel(cfg: DictConfig, folds: list[Fold], start_from: dict[int, str | None], parallel: int) -> None:
-    """Train `folds` with up to `parallel` worker processes; each writes its finished fold to disk."""
+def run_folds_in_parallel(cfg: DictConfig, folds: list[Fold], start_from: dict[int, str | None], parallel: int,
+                          pack: int = 1) -> None:
+    """Train `folds` with up to `parallel` worker processes; each writes its finished fold to disk. With
+    `pack` > 1 a worker trains packs of folds together (`pack.py`) instead of one fold at a time."""
     from joblib import Parallel, delayed
 
     slots = gpu_slots(cfg)
@@ -73,25 +82,35 @@ def run_folds_in_parallel(cfg: DictConfig, folds: list[Fold], start_from: dict[i
     plain = OmegaConf.to_container(cfg, resolve=True)
     plain.pop("hydra", None)
     threads = fold_threads(cfg, parallel)
-    log.info("Training %d fold(s), %d at a time%s, %s torch thread(s) each", len(folds), parallel,
-             f" on GPU slots {slots}" if slots else "", threads or "default")
+    groups = packs(folds, pack, parallel) if pack > 1 else [[f] for f in folds]
+    log.info("Training %d fold(s), %d %s at a time%s, %s torch thread(s) each", len(folds), parallel,
+             "pack(s) of folds" if pack > 1 else "fold(s)", f" on GPU slots {slots}" if slots else "",
+             threads or "default")
     started, done, failed = time.time(), 0, []
-    jobs = (delayed(train_fold_in_worker)(plain, f.index, start_from.get(f.index), threads, queue) for f in folds)
-    for outcome in Parallel(n_jobs=parallel, backend="loky", return_as="generator_unordered")(jobs):
-        done += 1
-        if outcome["error"]:
-            failed.append(outcome)
-            log.error("fold %d failed (%d/%d): %s", outcome["index"], done, len(folds), outcome["error"])
-        else:
-            log_progress(outcome["index"], done, len(folds), started)
+    jobs = (delayed(train_fold_in_worker)(plain, [f.index for f in group], {f.index: start_from.get(f.index)
+                                                                           for f in group}, threads, queue)
+            for group in groups)
+    for outcomes in Parallel(n_jobs=parallel, backend="loky", return_as="generator_unordered")(jobs):
+        finished = []
+        for outcome in outcomes:
+            done += 1
+            if outcome["error"]:
+                failed.append(outcome)
+                log.error("fold %d failed (%d/%d): %s", outcome["index"], done, len(folds), outcome["error"])
+            else:
+                finished.append(outcome["index"])
+        if finished:
+            log_progress(finished if len(finished) > 1 else finished[0], done, len(folds), started)
     if failed:
         names = ", ".join(f"fold {o['index']} ({o['error']})" for o in failed)
         raise MERError(f"{len(failed)} of {len(folds)} fold(s) failed: {names}. The others are saved under "
                        f"{Path(cfg.paths.output_dir) / 'folds'}; rerun the same command to train only what is missing.")
 
 
-def train_fold_in_worker(plain: dict, index: int, start_from: str | None, threads: int | None, queue) -> dict:
-    """One fold in a worker process: the same steps as the sequential runner, the fold written to disk."""
+def train_fold_in_worker(plain: dict, indices: list[int], start_from: dict[int, str | None], threads: int | None,
+                         queue) -> list[dict]:
+    """Folds in a worker process (one, or a pack trained together): the same steps as the sequential
+    runner, each fold written to disk."""
     import torch
 
     cfg = OmegaConf.create(plain)
@@ -104,15 +123,21 @@ def train_fold_in_worker(plain: dict, index: int, start_from: str | None, thread
         cfg.trainer.enable_progress_bar = False  # folds side by side: their logs say how far they are
         dm = instantiate_strict(cfg.data, "data")
         all_folds = build_folds(cfg, dm.load())
-        fold = next(f for f in all_folds if f.index == index)
+        folds = [f for f in all_folds if f.index in set(indices)]
         current = fingerprint(cfg, dm.preprocessing.options())
         out_dir = Path(cfg.paths.output_dir)
-        run = run_fold(cfg, dm, fold, out_dir, start_from, current, finished=0)
-        write_fold(fold_folder(out_dir, index), fold, run, dm.class_names, current, debug_limits(cfg), all_folds)
-        return {"index": index, "error": ""}
+        if len(folds) > 1:
+            runs = run_pack(cfg, dm, folds, out_dir, start_from, current)
+        else:
+            runs = {folds[0].index: run_fold(cfg, dm, folds[0], out_dir, start_from.get(folds[0].index), current,
+                                             finished=0)}
+        for fold in folds:
+            write_fold(fold_folder(out_dir, fold.index), fold, runs[fold.index], dm.class_names, current,
+                       debug_limits(cfg), all_folds)
+        return [{"index": i, "error": ""} for i in indices]
     except Exception as err:  # noqa: BLE001 - reported by the parent, the other folds go on
         cause = user_error(err) or err
-        return {"index": index, "error": f"{type(cause).__name__}: {cause}"}
+        return [{"index": i, "error": f"{type(cause).__name__}: {cause}"} for i in indices]
     finally:
         if queue is not None and gpu is not None:
             queue.put(gpu)

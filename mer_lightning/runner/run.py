@@ -39,6 +39,7 @@ from mer_lightning.runner.folds import (
     select_folds,
 )
 from mer_lightning.runner.optimistic import LABEL, pooled_optimistic
+from mer_lightning.runner.pack import pack_size, packs, run_pack
 from mer_lightning.runner.parallel import fold_threads, log_progress, run_folds_in_parallel
 from mer_lightning.runner.reference import run_reference
 from mer_lightning.runner.selection import inner_folds, selection_mode
@@ -79,15 +80,29 @@ def run_protocol(cfg: DictConfig, dm) -> dict:
         start_from[fold.index] = given.get(fold.index) or (
             interrupted_checkpoint(fold_dir, fold, current) if resume else None)
     parallel, is_zero = max(1, int(settings.get("parallel") or 1)), True
+    pack, why = pack_size(cfg, dm) if len(pending) > 1 else (1, None)
+    if why:
+        log.warning("runner.pack=%s: folds train one after another, since %s", settings.get("pack"), why)
     if parallel > 1 and len(pending) > 1:
         try:
-            run_folds_in_parallel(cfg, pending, start_from, parallel)
+            run_folds_in_parallel(cfg, pending, start_from, parallel, pack=pack)
         except (Preempted, SIGTERMException):
             raise Preempted(f"stopped by SIGTERM while {len(pending)} fold(s) trained in parallel; every finished "
                             f"fold is kept under {out_dir / 'folds'} and each interrupted one has its last.ckpt. "
                             f"Resume: rerun the same command with hydra.run.dir={out_dir}") from None
         for fold in pending:
             runs[fold.index] = load_finished_fold(fold_folder(out_dir, fold.index), dm, fold, current)
+    elif pack > 1:
+        done = 0
+        with torch_threads(fold_threads(cfg, 1)):
+            for group in packs(pending, pack):
+                packed = run_pack(cfg, dm, group, out_dir, start_from, current)
+                for fold in group:
+                    runs[fold.index] = packed[fold.index]
+                    write_fold(fold_folder(out_dir, fold.index), fold, packed[fold.index], dm.class_names, current,
+                               limits, all_folds)
+                done += len(group)
+                log_progress([f.index for f in group], done, len(pending), started)
     else:
         with torch_threads(fold_threads(cfg, 1)):
             for done, fold in enumerate(pending, start=1):
