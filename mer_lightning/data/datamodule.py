@@ -23,6 +23,7 @@ from mer_lightning.data.preprocessing import Preprocessing
 from mer_lightning.data.samples import SampleTable, check_sample_ids
 from mer_lightning.data.splits import Fold
 from mer_lightning.data.transforms import clip_augment
+from mer_lightning.data.videos import VideoTable, check_video_ids, interval_clips
 from mer_lightning.utils.errors import MERError
 
 log = logging.getLogger(__name__)
@@ -265,3 +266,43 @@ class MERDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
 
+
+class LongVideoData(MERDataModule):
+    """A long-video dataset (`conf/data/cas2.yaml`, `samm_lv`, `casme3_lv`, `synthetic_lv`).
+
+    Its reader returns a `VideoTable` (`videos()`: what spotting works on). The shared data keys
+    (`conf/_data.yaml`) describe how an interval becomes a recognition clip, as for every dataset:
+    `read()` gives the labelled micro-expression intervals as clips with their classes
+    (`data.classes`), so the recognition path (`mer-train data=cas2`, and the spot-then-recognise
+    recogniser) trains on them unchanged.
+    """
+
+    _videos: VideoTable | None = None
+
+    def videos(self) -> VideoTable:
+        """The dataset's videos (read once), names checked; `data.max_skipped_fraction` caps the rows skipped."""
+        if self._videos is None:
+            table = self.reader(self.root)
+            if not isinstance(table, VideoTable):
+                raise MERError(f"data.reader ({getattr(self.reader, 'func', self.reader)}) reads clips, not long videos: "
+                               "spotting needs a long-video dataset (data=cas2, samm_lv, casme3_lv or synthetic_lv)")
+            table = check_video_ids(table)
+            rows = sum(len(v.intervals) for v in table)
+            fraction = len(table.skipped) / max(rows + len(table.skipped), 1)
+            if fraction > self.max_skipped_fraction:
+                shown = "; ".join(f"{s.sample}: {s.reason}" for s in table.skipped[:3])
+                raise MERError(f"{len(table.skipped)} of {rows + len(table.skipped)} annotated intervals or videos in "
+                               f"{self.root} could not be used ({fraction:.0%} > data.max_skipped_fraction="
+                               f"{self.max_skipped_fraction}). First: {shown}")
+            if not len(table):
+                raise MERError(f"no usable long videos in {self.root}")
+            self._videos = table
+        return self._videos
+
+    def read(self) -> SampleTable:
+        """The labelled micro-expression intervals as clips, with labels (no decoding)."""
+        videos = self.videos()
+        clips = interval_clips(videos)
+        clips.notes.update(videos.notes)
+        clips.skipped[:0] = list(videos.skipped)
+        return apply_scheme(check_sample_ids(clips), self.classes_option)
