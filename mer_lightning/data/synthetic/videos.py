@@ -267,7 +267,7 @@ def plan_video(spec: VideoSpec, rng: np.random.Generator, identity: Identity, su
         n = min(int(round(rng.uniform(1.0, 2.0) * fps)), b - a + 1)
         first = int(rng.integers(a, b - n + 2))
         t = np.arange(n) / fps
-        envelope = np.sin(np.pi * np.arange(n) / max(n - 1, 1)) ** 0.5
+        envelope = np.clip(np.sin(np.pi * np.arange(n) / max(n - 1, 1)), 0, None) ** 0.5
         talk_layer[first - 1:first - 1 + n] = envelope * (0.5 - 0.5 * np.cos(2 * np.pi * rng.uniform(3, 5) * t))
         talking.append((first, first + n - 1))
         free = [(x, y) for x, y in free if not (x <= first <= y)] + [(x, first - 1) for x, y in free if x <= first <= y] \

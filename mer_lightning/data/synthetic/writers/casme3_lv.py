@@ -26,7 +26,7 @@ ME_COLUMNS = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective
                        frame_size=(640, 480), micro_frames=(7, 16), macro_frames=(20, 50))
 def write_casme3_lv_like(root: Path, spec: VideoSpec) -> Path:
     """Write CAS(ME)^3 part A's long videos: frames `spNO.<n>/<letter>/color/<frame>.jpg` (two frames of each
-    video left out: gaps, never inside an interval), the `AU+Emotion` / `eye blink` workbook and the ME
+    video left out, each two frames before one of its first two intervals: gaps, never inside an interval), the `AU+Emotion` / `eye blink` workbook and the ME
     label sheet (`spec.cropped`: frames cropped to the face box)."""
     root = Path(root)
     if spec.subjects > len(SUBJECTS) or spec.videos_per_subject > 13:
@@ -37,7 +37,7 @@ def write_casme3_lv_like(root: Path, spec: VideoSpec) -> Path:
         subject = f"spNO.{SUBJECTS[video.subject - 1]}"
         letter = "abcdefghijklm"[video.number - 1]
         inside = {n for e in video.events for n in range(e.first, e.last + 1)}
-        gaps = [n for n in (video.n_frames // 3, 2 * video.n_frames // 3) if n not in inside and n > 1]
+        gaps = [e.first - 2 for e in video.events[:2] if e.first - 2 > 1 and e.first - 2 not in inside]
         write_video_frames(root / FRAMES / subject / letter / "color", video, lambda n: f"{n}.jpg", crop=spec.cropped,
                            skip=gaps)
         filename = letter
