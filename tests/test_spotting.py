@@ -19,7 +19,8 @@ from mer_lightning.data.videos import Interval, Video, VideoTable
 from mer_lightning.evaluation.spotting import Counts, analysis_figures, iou, match_video, spotting_metrics, strs
 from mer_lightning.spotting.features import FeatureOptions, FeatureStore
 from mer_lightning.spotting.peaks import Spot, choose_p, drop_inside_macro, keep_highest, smooth, spots, threshold
-from mer_lightning.utils.errors import MERError
+from mer_lightning.utils.errors import MERError, user_error
+from mer_lightning.utils.instantiate import instantiate_strict
 from tests.conftest import compose_cfg, needs_dlib, run_cli
 
 # 3 subjects x 2 videos of about 130 frames (30 fps), 2 micro + 1 macro each, written as CAS(ME)^2's
@@ -204,9 +205,10 @@ def test_videos_make_subject_folds_with_the_leak_guard():
 
 
 # -- the entry point ----------------------------------------------------------------------------------
-def spot_cfg(tmp_path, tiny_lv, *overrides, out: Path | None = None):
+def spot_cfg(tmp_path, tiny_lv, *overrides, out: Path | None = None, logger: bool = False):
+    base = [o for o in TINY_SPOT if logger is False or o != "~logger"]
     return compose_cfg("spot.yaml", out or tmp_path / "run",
-                       [*TINY_SPOT, f"data.root={tiny_lv}", f"paths.cache_dir={tiny_lv.parent / 'cache'}", *overrides])
+                       [*base, f"data.root={tiny_lv}", f"paths.cache_dir={tiny_lv.parent / 'cache'}", *overrides])
 
 
 @pytest.mark.parametrize("overrides", [["spotter=flow_peaks"], ["spotter=softnet"], ["data=cas2"], ["data=samm_lv"],
@@ -248,9 +250,12 @@ def test_softnet_and_spot_then_recognise(tmp_path, tiny_lv):
     from mer_lightning.spot import spot
 
     results = spot(spot_cfg(tmp_path, tiny_lv, "spotter=softnet", "spotter.max_epochs=2", "protocol.val_subjects=1",
-                            "recognise=true", "model=linear", "data.classes=all", "data.image_size=16"))
+                            "recognise=true", "model=linear", "data.classes=all", "data.image_size=16", "runner.folds=[0]",
+                            logger=True))
     out = tmp_path / "run"
     m = results["metrics"]
+    assert not results["complete"] and results["not_a_protocol_result"] == ["runner.folds=[0]: 1 of 3 folds"]
+    assert (out / "results.md").read_text().startswith("> **Not a protocol result**")
     for key in ("str/strs", "str/f1_spot", "str/f1_analysis", "str/uf1", "str/uar"):
         assert key in m and 0.0 <= m[key] <= 1.0
     assert m["str/strs"] == pytest.approx(m["str/f1_spot"] * m["str/f1_analysis"])
@@ -264,6 +269,9 @@ def test_softnet_and_spot_then_recognise(tmp_path, tiny_lv):
     fold = json.loads((out / "folds/fold_00/fold.json").read_text())["details"]
     assert "val_f1" in fold and fold["recogniser"]["train_clips"] > 0 and "validation subjects" in fold["chosen_on"]
     assert "STRS" in (out / "results.md").read_text()
+    summary = pd.read_csv(out / "csv/summary/metrics.csv")  # the loggers' summary run has the pooled figures
+    assert summary["spot/f1"].iloc[0] == pytest.approx(m["spot/f1"]) and "str/strs" in summary
+    assert (out / "csv/fold_00_micro/metrics.csv").is_file()  # each learned spotter's training curve
 
 
 def test_inspect_lists_videos_intervals_and_fps(tmp_path, tiny_lv):
@@ -277,8 +285,11 @@ def test_inspect_lists_videos_intervals_and_fps(tmp_path, tiny_lv):
     assert json.loads((tmp_path / "summary.json").read_text())["n_videos"] == 6
 
 
-def test_a_bad_spotting_option_is_one_line(tmp_path):
+def test_bad_spotting_input_is_one_line(tmp_path):
     proc = run_cli("mer_lightning.spot", "data=cas2", f"data.root={tmp_path / 'nowhere'}", f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: CAS(ME)^2 not found")
-    proc = run_cli("mer_lightning.spot", "spotter.p_grid=[2]", f"data.root={tmp_path / 'none'}", f"hydra.run.dir={tmp_path / 'b'}")
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: spotter.p_grid=[2]: give")
+    with pytest.raises(Exception) as err:  # raised in the spotter's constructor, through Hydra
+        instantiate_strict(compose_cfg("spot.yaml", tmp_path / "b", ["spotter.p_grid=[2]"]).spotter, "spotter")
+    assert str(user_error(err.value)).startswith("spotter.p_grid=[2]: give threshold fractions p between 0 and 1")
+    with pytest.raises(MERError, match=r"^spotter.windw is not a key of spotter \(FlowPeaks\).*did you mean windw -> window"):
+        instantiate_strict(compose_cfg("spot.yaml", tmp_path / "c", ["+spotter.windw=8"]).spotter, "spotter")

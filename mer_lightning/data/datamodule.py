@@ -4,6 +4,10 @@
 run; the protocol then calls `set_fold(fold)` before each fold's training, and the loaders serve
 only that fold's train / val / test samples. Batches are dicts:
 `x` float32 (B, T, C, H, W), `y` int64 (B,), `index` int64 (B,) into the SampleTable.
+
+`LongVideoData` is the same DataModule over a long-video dataset (spotting: `conf/data/cas2.yaml`,
+`samm_lv`, `casme3_lv`, `synthetic_lv`): its reader returns videos with intervals (`videos()`), and its
+clips are the labelled micro-expression intervals (what spot-then-recognise's recogniser trains on).
 """
 
 from __future__ import annotations
