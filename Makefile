@@ -43,12 +43,15 @@ test-fast: install
 #   realistic embedded data in the CASME II and SAMM layouts (the longest part: about an hour on 2 CPU
 #   cores, timm x 2 layouts most of it; `ARGS` goes to bench_data only: run bench_recipes.py --help)
 # parallel: one LOSO protocol sequential vs runner.parallel=2, wall-time ratio, identical predictions
+# spotting: the embedded long videos (CAS(ME)^2 and SAMM-LV layouts), LOSO: F1 micro / macro / overall of
+#   flow_peaks and softnet, STRS, the feature pass's frames/s, peak memory on the longest video
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
 	$(PY) benchmarks/bench_models.py
 	$(PY) benchmarks/bench_recipes.py
 	$(PY) benchmarks/bench_parallel.py
+	$(PY) benchmarks/bench_spotting.py
 
 lint: install
 	$(PY) -m ruff check mer_lightning tests benchmarks

@@ -12,13 +12,14 @@ Writes intervals.csv, ground_truth.csv, results.json (`spot/f1`, `spot/f1_micro`
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
 from mer_lightning.resolvers import register_resolvers
-from mer_lightning.utils.errors import exit_on_user_error, sigterm_stops_run
+from mer_lightning.utils.errors import Preempted, exit_on_user_error, sigterm_stops_run
 from mer_lightning.utils.instantiate import instantiate_strict
 from mer_lightning.utils.run_dir import run_lock, start_run
 
@@ -32,15 +33,25 @@ def spot(cfg: DictConfig) -> dict:
     from mer_lightning.runner.spot import run_spotting
 
     drop_moved_keys(cfg)
-    with run_lock(Path(cfg.paths.output_dir)), sigterm_stops_run():
+    out_dir = Path(cfg.paths.output_dir)
+    with run_lock(out_dir), sigterm_stops_run():
         start_run(cfg)
         data = instantiate_strict(cfg.data, "data")
-        return run_spotting(cfg, data)
+        try:
+            return run_spotting(cfg, data)
+        except Preempted:
+            raise Preempted(f"stopped by SIGTERM; every finished fold is kept under {out_dir / 'folds'} and the "
+                            "features measured so far in the cache. Resume: rerun the same command with "
+                            f"hydra.run.dir={out_dir}") from None
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="spot.yaml")
 def main(cfg: DictConfig) -> None:
-    exit_on_user_error(spot)(cfg)
+    try:
+        exit_on_user_error(spot)(cfg)
+    except Preempted as stop:
+        print(f"error: {stop}", file=sys.stderr, flush=True)
+        raise
 
 
 if __name__ == "__main__":

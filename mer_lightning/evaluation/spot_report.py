@@ -127,8 +127,9 @@ def results_markdown(results: dict, dataset: str, pictures: list[str]) -> str:
               f"Protocol: **{results['protocol']['name']}** over the videos' subjects, {len(results['folds'])} "
               f"fold(s), {results['videos']} test video(s), {results['intervals']['micro']} micro + "
               f"{results['intervals']['macro']} macro ground-truth intervals. Spotter `{spotter['name']}`: k per type "
-              "from the training subjects' interval lengths, p per type chosen on the training subjects "
-              "(never on a test subject).", "",
+              "from the training subjects' interval lengths, p per type chosen on the training subjects (fold 0: on "
+              f"{(results['folds'][0].get('chosen_on') if results['folds'] else '') or '-'}); never on a test "
+              "subject.", "",
               "| type | F1 | precision | recall | TP / FP / FN |", "|---|---|---|---|---|"]
     for name, suffix in (("micro", "_micro"), ("macro", "_macro"), ("overall", "")):
         lines.append(f"| {name} | {m[f'spot/f1{suffix}']:.4f} | {m[f'spot/precision{suffix}']:.4f} | "

@@ -180,6 +180,8 @@ def spot_fold(cfg: DictConfig, data, spotter: Spotter, table: VideoTable, store:
     except (Preempted, KeyboardInterrupt):
         raise
     except Exception as err:
+        if type(err).__name__ == "SIGTERMException":  # Lightning stopped the learned spotter's training
+            raise Preempted() from None
         cause = user_error(err)
         if cause is not None:
             raise cause from None
