@@ -293,3 +293,12 @@ def test_bad_spotting_input_is_one_line(tmp_path):
     assert str(user_error(err.value)).startswith("spotter.p_grid=[2]: give threshold fractions p between 0 and 1")
     with pytest.raises(MERError, match=r"^spotter.windw is not a key of spotter \(FlowPeaks\).*did you mean windw -> window"):
         instantiate_strict(compose_cfg("spot.yaml", tmp_path / "c", ["+spotter.windw=8"]).spotter, "spotter")
+
+
+@pytest.mark.slow
+def test_folds_in_parallel_give_the_sequential_intervals(tmp_path, tiny_lv):
+    from mer_lightning.spot import spot
+
+    spot(spot_cfg(tmp_path, tiny_lv, out=tmp_path / "one"))
+    spot(spot_cfg(tmp_path, tiny_lv, "runner.parallel=2", out=tmp_path / "two"))
+    assert (tmp_path / "one/intervals.csv").read_text() == (tmp_path / "two/intervals.csv").read_text()

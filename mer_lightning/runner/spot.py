@@ -231,7 +231,7 @@ def load_fold(fold_dir: Path, fold: Fold, table: VideoTable, current: dict) -> F
     if record.get("test_subjects") != fold.test_subjects:
         raise MERError(f"{fold_dir} holds {record.get('test_subjects')}, not {fold.name}'s test subjects (the data or "
                        "protocol changed since it was written). Use a new output directory or runner.resume=false.")
-    intervals = pd.read_csv(path, keep_default_na=False)
+    intervals = pd.read_csv(path, keep_default_na=False, float_precision="round_trip")
     curves: dict = {}
     with np.load(fold_dir / "curves.npz", allow_pickle=False) as saved:
         for i, video in enumerate(saved["videos"].tolist()):
