@@ -16,9 +16,24 @@ from omegaconf import OmegaConf
 from mer_lightning.data.splits import make_folds
 from mer_lightning.data.synthetic.videos import VideoSpec, read_synthetic_videos, synth_videos
 from mer_lightning.data.videos import Interval, Video, VideoTable
-from mer_lightning.evaluation.spotting import Counts, analysis_figures, iou, match_video, spotting_metrics, strs
+from mer_lightning.evaluation.spotting import (
+    Counts,
+    analysis_figures,
+    iou,
+    match_video,
+    spotting_metrics,
+    strs,
+)
 from mer_lightning.spotting.features import FeatureOptions, FeatureStore
-from mer_lightning.spotting.peaks import Spot, choose_p, drop_inside_macro, keep_highest, smooth, spots, threshold
+from mer_lightning.spotting.peaks import (
+    Spot,
+    choose_p,
+    drop_inside_macro,
+    keep_highest,
+    smooth,
+    spots,
+    threshold,
+)
 from mer_lightning.utils.errors import MERError, user_error
 from mer_lightning.utils.instantiate import instantiate_strict
 from tests.conftest import compose_cfg, needs_dlib, run_cli

@@ -232,7 +232,8 @@ def interval_clips(videos: VideoTable | Sequence[Video], types: Sequence[str] = 
     labelled ones; `intervals`: video id -> other intervals, e.g. spotted ones), its frames the files from
     start to end. A clip whose frames are damaged is skipped, naming the file (gaps in the numbering are
     fine: frames are sampled by number). Sample id: `<dataset>/<subject>/<video>_<start>-<end>`."""
-    from mer_lightning.data.readers._folders import check_frame_files  # (the readers import this module)
+    # imported here: the readers import this module
+    from mer_lightning.data.readers._folders import check_frame_files
 
     table = SampleTable([])
     for video in videos:

@@ -31,7 +31,13 @@ from omegaconf import DictConfig, OmegaConf
 from mer_lightning.data.splits import Fold
 from mer_lightning.data.videos import VideoTable
 from mer_lightning.runner.fingerprint import check_same, fingerprint
-from mer_lightning.runner.folds import build_folds, fold_folder, partial_reasons, runner_settings, select_folds
+from mer_lightning.runner.folds import (
+    build_folds,
+    fold_folder,
+    partial_reasons,
+    runner_settings,
+    select_folds,
+)
 from mer_lightning.runner.parallel import log_progress
 from mer_lightning.spotting.features import FeatureOptions, FeatureStore
 from mer_lightning.spotting.peaks import Spot

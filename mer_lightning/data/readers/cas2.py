@@ -28,7 +28,13 @@ import pandas as pd
 
 from mer_lightning.data.readers._folders import Folders, frames_folder, require_root
 from mer_lightning.data.readers._rows import emotion_name
-from mer_lightning.data.readers._sheet import annotation_path, as_int, cell_text, read_workbook, sheet_files
+from mer_lightning.data.readers._sheet import (
+    annotation_path,
+    as_int,
+    cell_text,
+    read_workbook,
+    sheet_files,
+)
 from mer_lightning.data.readers._videos import IntervalRow, VideoRows, frame_number, interval_type
 from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.videos import VideoTable
