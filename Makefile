@@ -50,6 +50,8 @@ test-fast: install
 # pack: LOSO sequential vs runner.parallel=2 vs runner.pack=K (and both), wall / CPU time, pooled UF1 and
 #   whether the predictions are the sequential ones (CASME II layout, 10 folds; a 68-subject set of 28 px
 #   flow inputs, 68 folds; ststnet and cnn_bilstm: about an hour on 2 CPU cores, most of it sequential)
+# spotting: the embedded long videos (CAS(ME)^2 and SAMM-LV layouts), LOSO: F1 micro / macro / overall of
+#   flow_peaks and softnet, STRS, the feature pass's frames/s, peak memory on the longest video
 bench: install
 	$(PY) benchmarks/bench_readers.py
 	$(PY) benchmarks/bench_data.py $(ARGS)
@@ -59,6 +61,7 @@ bench: install
 	$(PY) benchmarks/bench_parallel.py
 	$(PY) benchmarks/bench_precomputed.py
 	$(PY) benchmarks/bench_pack.py
+	$(PY) benchmarks/bench_spotting.py
 
 lint: install
 	$(PY) -m ruff check mer_lightning tests benchmarks

@@ -14,10 +14,12 @@ CONF = ROOT / "conf"
 # every config group, nested ones (model/backbone, model/head) included; hydra/ is Hydra's own. Not
 # choices: model/data and model/trainer (what a model sets in
 # the data or the trainer, through its own defaults: test_single_frame_models_set_the_clip_length), nor
-# data/report (what data=precomputed sets in the report: tests/test_precomputed.py)
+# data/report (what data=precomputed sets in the report: tests/test_precomputed.py); spotter/ is
+# spot.yaml's (tests/test_spotting.py composes each of its options there)
 GROUPS = {str(d.relative_to(CONF)): sorted(p.stem for p in d.glob("*.yaml") if not p.stem.startswith("_"))
           for d in CONF.rglob("*")
-          if d.is_dir() and not str(d.relative_to(CONF)).startswith(("hydra", "hparams_search", "model/data", "model/trainer"))}
+          if d.is_dir() and not str(d.relative_to(CONF)).startswith(("hydra", "hparams_search", "model/data", "model/trainer",
+                                                                     "spotter"))}
 CHOICES = [(group, option) for group, options in sorted(GROUPS.items()) for option in options]
 
 

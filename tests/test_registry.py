@@ -23,7 +23,7 @@ from mer_lightning.utils.errors import MERError
 from tests.conftest import ROOT, compose_cfg
 
 DATA = ROOT / "conf" / "data"
-SPECIAL = {"synthetic", "composite", "precomputed"}  # data configs that are not one dataset
+SPECIAL = {"synthetic", "composite", "precomputed", "synthetic_lv"}  # data configs that are not one dataset
 
 
 def _yaml(name: str) -> dict:
@@ -77,5 +77,5 @@ def test_a_name_registered_twice_is_refused_and_unknown_names_are_named():
     with pytest.raises(ValueError, match="'samm' is registered twice"):
         registry.register_dataset("samm", title="x", folder="x", fps=(), classes="all", protocol="loso",
                                   request_from="x")(lambda root: None)
-    with pytest.raises(MERError, match="data=nope is not a known dataset; known: 4dme, casme"):
+    with pytest.raises(MERError, match="data=nope is not a known dataset; known: 4dme, cas2, casme"):
         dataset("nope")

@@ -4,6 +4,10 @@
 run; the protocol then calls `set_fold(fold)` before each fold's training, and the loaders serve
 only that fold's train / val / test samples. Batches are dicts:
 `x` float32 (B, T, C, H, W), `y` int64 (B,), `index` int64 (B,) into the SampleTable.
+
+`LongVideoData` is the same DataModule over a long-video dataset (spotting: `conf/data/cas2.yaml`,
+`samm_lv`, `casme3_lv`, `synthetic_lv`): its reader returns videos with intervals (`videos()`), and its
+clips are the labelled micro-expression intervals (what spot-then-recognise's recogniser trains on).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from mer_lightning.data.preprocessing import Preprocessing
 from mer_lightning.data.samples import SampleTable, check_sample_ids
 from mer_lightning.data.splits import Fold
 from mer_lightning.data.transforms import clip_augment
+from mer_lightning.data.videos import VideoTable, check_video_ids, interval_clips
 from mer_lightning.utils.errors import MERError
 
 log = logging.getLogger(__name__)
@@ -316,3 +321,44 @@ class MERDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()
 
+
+class LongVideoData(MERDataModule):
+    """A long-video dataset (`conf/data/cas2.yaml`, `samm_lv`, `casme3_lv`, `synthetic_lv`).
+
+    Its reader returns a `VideoTable` (`videos()`: what spotting works on). The shared data keys
+    (`conf/_data.yaml`) describe how an interval becomes a recognition clip, as for every dataset:
+    `read()` gives the labelled micro-expression intervals as clips with their classes
+    (`data.classes`), so the recognition path (`mer-train data=cas2`, and the spot-then-recognise
+    recogniser) trains on them unchanged.
+    """
+
+    _videos: VideoTable | None = None
+
+    def videos(self) -> VideoTable:
+        """The dataset's videos (read once), names checked; `data.max_skipped_fraction` caps the rows skipped."""
+        if self._videos is None:
+            table = self.reader(self.root)
+            if not isinstance(table, VideoTable):
+                raise MERError(f"data.reader ({getattr(self.reader, 'func', self.reader)}) reads clips, not long videos: "
+                               "spotting needs a long-video dataset (data=cas2, samm_lv, casme3_lv or synthetic_lv)")
+            table = check_video_ids(table)
+            rows = sum(len(v.intervals) for v in table)
+            fraction = len(table.skipped) / max(rows + len(table.skipped), 1)
+            if fraction > self.max_skipped_fraction:
+                shown = "; ".join(f"{s.sample}: {s.reason}" for s in table.skipped[:3])
+                raise MERError(f"{len(table.skipped)} of {rows + len(table.skipped)} annotated intervals or videos in "
+                               f"{self.root} could not be used ({fraction:.0%} > data.max_skipped_fraction="
+                               f"{self.max_skipped_fraction}). First: {shown}")
+            if not len(table):
+                raise MERError(f"no usable long videos in {self.root}")
+            self._videos = table
+        return self._videos
+
+    def read(self) -> SampleTable:
+        """The labelled micro-expression intervals as clips, with labels (no decoding)."""
+        videos = self.videos()
+        clips = interval_clips(videos)
+        clips.notes.update(videos.notes)
+        if videos.skipped:  # the sheet rows and videos left out are the videos' own (checked, listed by inspect)
+            clips.notes["video_rows_skipped"] = len(videos.skipped)
+        return apply_scheme(check_sample_ids(clips), self.classes_option)

@@ -82,14 +82,12 @@ SCHEMES: dict[str, dict[str, list[str]]] = {
 ALL = "all"
 
 
-def apply_scheme(table: SampleTable, scheme: str | list[str]) -> SampleTable:
-    """Assign `label` to each sample by `scheme`; drop and count samples outside it.
-
-    `scheme` is a name from SCHEMES, `all` (one class per emotion present, sorted), or an explicit
-    list of emotion names (each its own class).
-    """
+def scheme_lookup(scheme: str | list[str], emotions) -> tuple[list[str], dict[str, int]]:
+    """The classes of `scheme` and the lookup of its aliases (lower case, `source:emotion` or `emotion`) to
+    class indices; `emotions`: the emotions present (what `all` makes its classes of). A MERError for an
+    unknown scheme or one with fewer than two classes."""
     if isinstance(scheme, str) and scheme == ALL:
-        mapping = {e: [e] for e in sorted({s.emotion.lower() for s in table})}
+        mapping = {e: [e] for e in sorted({str(e).lower() for e in emotions})}
     elif isinstance(scheme, str):
         if scheme not in SCHEMES:
             raise MERError(f"unknown label scheme data.classes={scheme}; known: {sorted(SCHEMES) + [ALL]}, "
@@ -102,11 +100,25 @@ def apply_scheme(table: SampleTable, scheme: str | list[str]) -> SampleTable:
         raise MERError(f"data.classes={scheme if isinstance(scheme, str) else list(scheme)} gives {len(classes)} "
                        "class(es); a classifier needs at least 2: list two or more emotions "
                        "(data.classes=[happiness,surprise]) or name a scheme, e.g. data.classes=casme2_5")
-    lookup = {alias.lower(): i for i, name in enumerate(classes) for alias in mapping[name]}
+    return classes, {alias.lower(): i for i, name in enumerate(classes) for alias in mapping[name]}
+
+
+def class_of(lookup: dict[str, int], emotion: str, source: str = "") -> int | None:
+    """The class index of an emotion of a dataset (`source`) under a scheme's lookup, or None."""
+    emotion = str(emotion).lower()
+    return lookup.get(f"{source}:{emotion}", lookup.get(emotion))
+
+
+def apply_scheme(table: SampleTable, scheme: str | list[str]) -> SampleTable:
+    """Assign `label` to each sample by `scheme`; drop and count samples outside it.
+
+    `scheme` is a name from SCHEMES, `all` (one class per emotion present, sorted), or an explicit
+    list of emotion names (each its own class).
+    """
+    classes, lookup = scheme_lookup(scheme, (s.emotion for s in table))
     kept, dropped = [], Counter()
     for sample in table:
-        emotion = sample.emotion.lower()
-        label = lookup.get(f"{sample.origin}:{emotion}", lookup.get(emotion))
+        label = class_of(lookup, sample.emotion, sample.origin)
         if label is None:
             dropped[sample.emotion] += 1
         else:

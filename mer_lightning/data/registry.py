@@ -26,13 +26,14 @@ class Dataset:
 
     name: str  # `data=<name>`, the samples' `dataset`, the composite's source name
     title: str  # as people write it, for messages: "CASME II"
-    reader: Callable  # read_<name>(root, **options) -> SampleTable
+    reader: Callable  # read_<name>(root, **options) -> SampleTable (a long-video reader: VideoTable)
     folder: str  # its folder under `paths.data_dir` (a config's default root, a composite source's default)
     fps: tuple[float, ...]  # frame rates of its recordings (several for DFME's parts; none for still images)
     classes: str  # default label scheme (`classes` of conf/data/<name>.yaml; see labels.py)
     protocol: str  # default protocol (conf/data/<name>.yaml's protocol override)
     request_from: str  # where the licence is requested (a missing root says so)
     composite: bool = True  # may be a source of `data=composite` (clips of subjects, not FER-2013's stills)
+    videos: bool = False  # long videos with intervals (spotting: `python -m mer_lightning.spot data=<name>`)
 
     @property
     def target(self) -> str:
@@ -44,15 +45,16 @@ DATASETS: dict[str, Dataset] = {}  # name -> dataset: filled by the reader modul
 
 
 def register_dataset(name: str, *, title: str, folder: str, fps: tuple[float, ...], classes: str, protocol: str,
-                     request_from: str, composite: bool = True) -> Callable[[Callable], Callable]:
-    """A decorator for a reader function: registers its dataset under `name` and returns the reader."""
+                     request_from: str, composite: bool = True, videos: bool = False) -> Callable[[Callable], Callable]:
+    """A decorator for a reader function: registers its dataset under `name` and returns the reader
+    (`videos`: a long-video reader, returning a `VideoTable`; never a composite source)."""
 
     def register(reader: Callable) -> Callable:
         known = DATASETS.get(name)
         if known is not None and known.target != f"{reader.__module__}.{reader.__name__}":
             raise ValueError(f"dataset '{name}' is registered twice: by {known.target} and by {reader.__module__}")
         DATASETS[name] = Dataset(name, title, reader, folder, tuple(float(f) for f in fps), classes, protocol,
-                                  request_from, composite)
+                                  request_from, composite and not videos, videos)
         return reader
 
     return register
@@ -81,6 +83,6 @@ def markdown_table() -> str:
              "| composite source |", "|---|---|---|---|---|---|---|"]
     for d in datasets():
         fps = "/".join(f"{f:g}" for f in d.fps) or "still images"
-        lines.append(f"| `{d.name}` | {d.title} | `{d.folder}` | {fps} | `{d.classes}` | `{d.protocol}` | "
-                     f"{'yes' if d.composite else 'no'} |")
+        source = "yes" if d.composite else "no (long videos: spotting)" if d.videos else "no"
+        lines.append(f"| `{d.name}` | {d.title} | `{d.folder}` | {fps} | `{d.classes}` | `{d.protocol}` | {source} |")
     return "\n".join(lines)

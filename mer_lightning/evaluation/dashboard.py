@@ -271,3 +271,37 @@ def summary_to_wandb(run, results: dict, metrics: dict, out_dir: Path) -> None:
         if (out_dir / f"{name}.png").is_file():
             media[f"{name}_png"] = wandb.Image(str(out_dir / f"{name}.png"))
     run.log(media)
+
+
+def log_spot_summary(cfg: DictConfig, results: dict, out_dir: Path) -> None:
+    """A spotting run's answer as one summary run per logger: the pooled `spot/*` (and `str/*`) figures (W&B:
+    in `run.summary`), the per-fold table, the intervals and one picture per video (the first 20)."""
+    from mer_lightning.evaluation.spot_report import pooled_frame
+
+    ident = identity(cfg)
+    loggers = instantiate_loggers(cfg.get("logger"), version="summary",
+                                  wandb=wandb_settings(cfg, "summary", "summary", ident))
+    if not loggers:
+        return
+    metrics = {k: v for k, v in results["metrics"].items() if isinstance(v, (int, float))}
+    settings = {**run_config(cfg, ident=ident), "spotter": OmegaConf.select(cfg, "spotter.name"),
+                "recognise": bool(cfg.get("recognise", False)), "folds": len(results["folds"]),
+                "complete": bool(results.get("complete", True))}
+    for lg in loggers:
+        lg.log_hyperparams(settings)
+        if is_wandb(lg):
+            import wandb
+
+            run = lg.experiment
+            run.summary.update({**metrics, "complete": settings["complete"]})
+            media = {"folds": wandb.Table(dataframe=pooled_frame(results))}
+            if (out_dir / "intervals.csv").is_file():
+                media["intervals"] = wandb.Table(dataframe=pd.read_csv(out_dir / "intervals.csv", keep_default_na=False))
+            for picture in sorted((out_dir / "videos").glob("*.png"))[:20]:
+                media[f"video/{picture.stem}"] = wandb.Image(str(picture))
+            run.log(media)
+        else:
+            per_fold = {f"fold/{f['index']}/{k}": f[k] for f in results["folds"] for k in ("f1", "f1_micro", "f1_macro")}
+            lg.log_metrics({**metrics, **per_fold}, step=0)
+        lg.finalize("success")
+    finish_wandb(loggers)

@@ -60,3 +60,35 @@ def print_data_summary(summary: dict) -> None:
         for skip in skipped:
             listing.add_row(skip["sample"], skip["reason"])
         rich.print(listing)
+
+
+def print_video_summary(summary: dict) -> None:
+    """`inspect`'s tables for long videos: videos, frames and intervals per subject, then lengths, fps, notes and
+    what was skipped."""
+    table = Table(title=f"{summary['dataset']}: {summary['n_videos']} videos, {summary['n_subjects']} subjects, "
+                        f"{summary['frames']['total']} frames ({summary['root']})")
+    for column in ("subject", "videos", "frames", "micro", "macro"):
+        table.add_column(column, justify="left" if column == "subject" else "right")
+    for name, row in summary["subjects"].items():
+        table.add_row(name, *(str(row[k]) for k in ("videos", "frames", "micro", "macro")))
+    table.add_row("all", str(summary["n_videos"]), str(summary["frames"]["total"]), str(summary["intervals"]["micro"]),
+                  str(summary["intervals"]["macro"]), style="bold")
+    rich.print(table)
+    f = summary["frames"]
+    rich.print(f"frames per video: min {f['min']}, median {f['median']:g}, max {f['max']}")
+    for kind, lengths in summary["interval_frames"].items():
+        rich.print(f"{kind} intervals: {summary['intervals'][kind]}, frames min {lengths['min']}, median "
+                   f"{lengths['median']:g}, max {lengths['max']}; emotions {summary['emotions'][kind]}")
+    rich.print("fps: " + ", ".join(f"{k} {'/'.join(f'{r:g}' for r in v)}" for k, v in summary["fps"].items()))
+    if summary["gaps"]["videos"]:
+        rich.print(f"gaps in the frame numbers: {summary['gaps']['frames_missing']} frame(s) missing in "
+                   f"{summary['gaps']['videos']} video(s)")
+    for note, n in summary["notes"].items():
+        rich.print(f"{note}: {n}")
+    if summary["skipped"]:
+        listing = Table(title=f"{len(summary['skipped'])} skipped (sheet rows or videos)")
+        listing.add_column("what")
+        listing.add_column("reason")
+        for skip in summary["skipped"]:
+            listing.add_row(skip["sample"], skip["reason"])
+        rich.print(listing)

@@ -89,6 +89,12 @@ def run_summary(cfg: DictConfig, out_dir: Path) -> str:
     data, model = cfg.get("data") or {}, cfg.get("model") or {}
     protocol, runner = cfg.get("protocol") or {}, cfg.get("runner") or {}
     folds = runner.get("folds")
+    spotter = cfg.get("spotter")
+    if spotter is not None:  # python -m mer_lightning.spot: the spotter, and the recogniser only when it is used
+        recogniser = f" recognise=true model={model.get('name', '?')}" if cfg.get("recognise") else ""
+        return (f"{cfg.get('task_name', 'run')}: data={data.get('name', '?')} spotter={spotter.get('name', '?')}"
+                f"{recogniser} protocol={protocol.get('name', '?')}{f' folds={folds}' if folds is not None else ''} "
+                f"seed={cfg.get('seed')} -> {out_dir} (full config: config.yaml)")
     return (f"{cfg.get('task_name', 'run')}: data={data.get('name', '?')} model={model.get('name', '?')} "
             f"protocol={protocol.get('name', '?')}{f' folds={folds}' if folds is not None else ''} "
             f"{f'selection={runner.selection} ' if runner.get('selection') else ''}"

@@ -175,3 +175,29 @@ class FaceAligner:
         shift = np.array([[1, 0, side / 2 - middle[0]], [0, 1, side / 2 - middle[1]], [0, 0, 1]])
         matrix = (shift @ rotation)[:2]
         return FaceTransform(matrix=matrix, side=side, landmarks=points, angle=angle)
+
+
+# dlib's 68 landmarks of a mean frontal face, eyes levelled, in units of the landmarks' larger extent
+# around the middle of their box (the mean of two measured photographs): where the regions of a face
+# crop lie when no landmarks were measured on it (a release that ships face crops)
+MEAN_SHAPE = np.array([
+    [-0.5, -0.277], [-0.488, -0.148], [-0.468, -0.027], [-0.448, 0.094], [-0.41, 0.209], [-0.344, 0.315],
+    [-0.247, 0.389], [-0.142, 0.445], [-0.024, 0.461], [0.099, 0.449], [0.216, 0.394], [0.32, 0.319],
+    [0.399, 0.225], [0.446, 0.108], [0.473, -0.017], [0.488, -0.145], [0.5, -0.281], [-0.443, -0.367],
+    [-0.395, -0.432], [-0.31, -0.455], [-0.221, -0.443], [-0.135, -0.414], [0.077, -0.415], [0.159, -0.454],
+    [0.251, -0.46], [0.342, -0.436], [0.401, -0.373], [-0.023, -0.308], [-0.029, -0.217], [-0.029, -0.133],
+    [-0.027, -0.049], [-0.14, -0.005], [-0.088, 0.013], [-0.031, 0.027], [0.027, 0.014], [0.079, -0.001],
+    [-0.344, -0.292], [-0.294, -0.324], [-0.228, -0.326], [-0.168, -0.28], [-0.231, -0.273], [-0.291, -0.271],
+    [0.11, -0.281], [0.165, -0.32], [0.235, -0.322], [0.29, -0.296], [0.238, -0.275], [0.175, -0.273],
+    [-0.251, 0.122], [-0.172, 0.105], [-0.087, 0.099], [-0.029, 0.115], [0.028, 0.105], [0.104, 0.108],
+    [0.187, 0.116], [0.105, 0.2], [0.027, 0.232], [-0.039, 0.24], [-0.097, 0.235], [-0.176, 0.2],
+    [-0.222, 0.131], [-0.087, 0.139], [-0.035, 0.147], [0.025, 0.139], [0.156, 0.124], [0.025, 0.177],
+    [-0.033, 0.187], [-0.091, 0.18]])
+
+
+def template_landmarks(side: int, fill: float = 1 / 1.2, centre: tuple[float, float] = (0.5, 0.475)) -> np.ndarray:
+    """The 68 landmarks (x, y) of a face crop of `side` pixels on which none were measured: the mean face,
+    its landmarks spanning `fill` of the side around `centre` (fractions of the side). The defaults fit a
+    crop that keeps 10 % around the landmarks (the embedded data's cropped release; real releases' crops
+    are as tight or tighter)."""
+    return (MEAN_SHAPE * fill + np.asarray(centre)) * side

@@ -71,6 +71,9 @@ AU_BLOBS: dict[str, list[tuple[tuple[int, ...], tuple[float, float], float, floa
     "15": [((48,), (0.0, 1.0), 0.06, 0.0), ((54,), (0.0, 1.0), 0.06, 0.0)],  # lip corner depressor
     "17": [((8, 57), (0.0, -1.0), 0.08, 0.0)],  # chin raiser
     "20": [((48,), (1.0, 0.2), 0.06, 0.0), ((54,), (1.0, 0.2), 0.06, 0.0)],  # lip stretcher
+    # not expressions (the long videos' distractors): a blink and a jaw drop (talking)
+    "45": [((37, 38), (0.0, 1.0), 0.04, 0.0), ((43, 44), (0.0, 1.0), 0.04, 0.0)],  # upper lids down (blink)
+    "26": [((57, 8), (0.0, 1.0), 0.09, 0.0), ((57,), (0.0, 1.0), 0.05, 0.0), ((51,), (0.0, -0.3), 0.04, 0.0)],
 }
 # emotion (lower case) -> the AU combinations it may show (one drawn per clip)
 EMOTION_AUS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -224,29 +227,48 @@ def render_clip(identity: Identity, field: np.ndarray, curve: np.ndarray, rng: n
     """The frames (uint8, H x W x 3 RGB, or H x W) of one clip: the expression `field` scaled by
     `curve` (0 at onset, 1 at apex), small head motion, light flicker and sensor noise."""
     side = identity.face.shape[0]
-    height, width = identity.background.shape[:2]
     cv2.setRNGSeed(int(rng.integers(2**31)))  # cv2.randn below: reproducible from the clip's seed
     grid_x, grid_y = pixel_grid(side)
-    x0, y0 = identity.top_left
-    x1, y1 = min(x0 + side, width), min(y0 + side, height)
     drift = rng.normal(0, 0.4, 2)
-    background = cv2.convertScaleAbs(identity.background)
-    # sensor noise: windows at random offsets of one noise field per clip (one draw, not one a frame)
-    noise = np.empty((height + 64, width + 64, 3), np.int16)
-    cv2.randn(noise, 0.0, 1.5)
+    canvas = Canvas(identity)
     frames = []
     for i, intensity in enumerate(curve):
         head = drift * i / max(len(curve) - 1, 1) + rng.normal(0, 0.15, 2)
         map_x = grid_x - np.float32(intensity) * field[..., 0] - np.float32(head[0])
         map_y = grid_y - np.float32(intensity) * field[..., 1] - np.float32(head[1])
+        flicker = rng.uniform(0.99, 1.01)
+        frames.append(canvas.frame(map_x, map_y, flicker, rng.integers(0, 64, 2), grayscale))
+    return frames
+
+
+class Canvas:
+    """A subject's frame being composed: their face layer warped by per-pixel maps, pasted on their
+    background, with light flicker and sensor noise (one noise field drawn with cv2.randn when made:
+    each frame takes a window of it at a random offset)."""
+
+    def __init__(self, identity: Identity):
+        side = identity.face.shape[0]
+        height, width = identity.background.shape[:2]
+        self.identity = identity
+        self.x0, self.y0 = identity.top_left
+        self.x1, self.y1 = min(self.x0 + side, width), min(self.y0 + side, height)
+        self.height, self.width = height, width
+        self.background = cv2.convertScaleAbs(identity.background)
+        self.noise = np.empty((height + 64, width + 64, 3), np.int16)
+        cv2.randn(self.noise, 0.0, 1.5)
+
+    def frame(self, map_x: np.ndarray, map_y: np.ndarray, flicker: float, offset, grayscale: bool = False
+              ) -> np.ndarray:
+        """One frame: `out(p) = face(map(p))` pasted on the background, scaled by `flicker`, plus the noise
+        window at `offset` (dx, dy in 0..63); uint8 RGB (H, W, 3), or (H, W) when `grayscale`."""
+        identity, x0, y0, x1, y1 = self.identity, self.x0, self.y0, self.x1, self.y1
         face = cv2.remap(identity.face, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         alpha = cv2.remap(identity.alpha, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)[..., None]
         a = alpha[: y1 - y0, : x1 - x0]
         region = identity.background[y0:y1, x0:x1]
-        face = (region + (face[: y1 - y0, : x1 - x0] - region) * a) * np.float32(rng.uniform(0.99, 1.01))  # flicker
-        frame = background.copy()
+        face = (region + (face[: y1 - y0, : x1 - x0] - region) * a) * np.float32(flicker)
+        frame = self.background.copy()
         frame[y0:y1, x0:x1] = cv2.convertScaleAbs(face)
-        dx, dy = rng.integers(0, 64, 2)
-        frame = cv2.add(frame, noise[dy:dy + height, dx:dx + width], dtype=cv2.CV_8U)  # saturated to 0..255
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if grayscale else frame)
-    return frames
+        dx, dy = offset
+        frame = cv2.add(frame, self.noise[dy:dy + self.height, dx:dx + self.width], dtype=cv2.CV_8U)  # saturated
+        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if grayscale else frame

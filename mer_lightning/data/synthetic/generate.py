@@ -30,8 +30,11 @@ log = logging.getLogger(__name__)
 SYNTHETIC_MARKER = "synthetic.json"  # written last: its presence marks a complete dataset
 
 
-def ensure_synthetic(root: str | Path, spec: SyntheticSpec | None = None) -> Path:
+def ensure_synthetic(root: str | Path, spec: SyntheticSpec | None = None, write=None) -> Path:
     """Generate a synthetic dataset under `root` (in `spec.layout`) unless an identical one is there.
+
+    `spec`: a `SyntheticSpec` (clips), or any spec with `layout`, `seed` and `fingerprint()` together with
+    its `write(root, spec)` (the long videos' `VideoSpec` and its layout's writer).
 
     Safe when several jobs (a sweep, DDP ranks) call it at once for the same root: each generates in
     its own temporary folder next to `root`, writes the `synthetic.json` marker last and renames
@@ -40,7 +43,7 @@ def ensure_synthetic(root: str | Path, spec: SyntheticSpec | None = None) -> Pat
     """
     root = Path(root)
     spec = spec or SyntheticSpec()
-    write = find_layout(spec.layout).write
+    write = write or find_layout(spec.layout).write
     if _synthetic_fingerprint(root) == spec.fingerprint():
         return root
     if root.is_dir() and _synthetic_fingerprint(root) is None and any(root.iterdir()):
