@@ -158,5 +158,5 @@ def test_eval_says_no_irrelevant_warnings(train_cfg, tmp_path):
 def test_help_hides_the_shared_base_configs():
     proc = run_cli("mer_lightning.train", "--help")
     groups = proc.stdout.split("== Config ==")[0]
-    assert proc.returncode == 0 and "\ndata: 4dme, casme" in groups
+    assert proc.returncode == 0 and "\ndata: 4dme, cas2, casme" in groups
     assert not re.search(r"(?<![a-z])_(base|data|protocol)\b", groups), groups
