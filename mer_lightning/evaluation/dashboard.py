@@ -273,11 +273,9 @@ def summary_to_wandb(run, results: dict, metrics: dict, out_dir: Path) -> None:
     run.log(media)
 
 
-def log_spot_summary(cfg: DictConfig, results: dict, out_dir: Path) -> None:
+def log_spot_summary(cfg: DictConfig, results: dict, out_dir: Path, folds: pd.DataFrame) -> None:
     """A spotting run's answer as one summary run per logger: the pooled `spot/*` (and `str/*`) figures (W&B:
-    in `run.summary`), the per-fold table, the intervals and one picture per video (the first 20)."""
-    from mer_lightning.evaluation.spot_report import pooled_frame
-
+    in `run.summary`), the per-fold table `folds`, the intervals and one picture per video (the first 20)."""
     ident = identity(cfg)
     loggers = instantiate_loggers(cfg.get("logger"), version="summary",
                                   wandb=wandb_settings(cfg, "summary", "summary", ident))
@@ -294,7 +292,7 @@ def log_spot_summary(cfg: DictConfig, results: dict, out_dir: Path) -> None:
 
             run = lg.experiment
             run.summary.update({**metrics, "complete": settings["complete"]})
-            media = {"folds": wandb.Table(dataframe=pooled_frame(results))}
+            media = {"folds": wandb.Table(dataframe=folds)}
             if (out_dir / "intervals.csv").is_file():
                 media["intervals"] = wandb.Table(dataframe=pd.read_csv(out_dir / "intervals.csv", keep_default_na=False))
             for picture in sorted((out_dir / "videos").glob("*.png"))[:20]:

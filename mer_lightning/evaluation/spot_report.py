@@ -28,6 +28,7 @@ from rich.text import Text
 
 from mer_lightning.data.labels import class_of, scheme_lookup
 from mer_lightning.data.videos import TYPES, VideoTable
+from mer_lightning.evaluation.dashboard import log_spot_summary
 from mer_lightning.evaluation.spotting import spotting_metrics, strs
 from mer_lightning.utils.io import write_csv, write_json, write_text
 
@@ -100,9 +101,7 @@ def pool_and_report(cfg: DictConfig, data, table: VideoTable, folds, fold_result
     write_json(out_dir / "results.json", results)
     pictures = video_pictures(out_dir / "videos", table, tested, fold_results, truth, intervals)
     write_text(out_dir / "results.md", results_markdown(results, data.name, pictures))
-    from mer_lightning.evaluation.dashboard import log_spot_summary
-
-    log_spot_summary(cfg, results, out_dir)
+    log_spot_summary(cfg, results, out_dir, pooled_frame(results))
     print_spot_results(results)
     m = results["metrics"]
     log.info("Spotting F1 %.4f (micro %.4f, macro %.4f) over %d video(s)%s. Results: %s", m["spot/f1"],

@@ -5,7 +5,7 @@ The folds are the recognition runner's (`folds.build_folds` over the `VideoTable
 `runner.folds`, the leak guard; one folder per fold, `folds.fold_folder`). A fold: the spotter chooses
 (and, if learned, trains) what it needs on the fold's training subjects (`spotting/spotters.py`), then
 spots the intervals of its test videos; with `recognise=true` a recogniser trained on the training
-subjects' labelled micro-expressions classifies the spotted ones (`spotting/recognise.py`). A fold is
+subjects' labelled micro-expressions classifies the spotted ones (`runner/recognise.py`). A fold is
 finished when its `fold.json` exists (written last, after `intervals.csv` and `curves.npz`); a rerun in
 the same run directory reuses it when its configuration fingerprint is this run's (else it names the
 differing keys), so a crash keeps every finished fold. `runner.parallel=N` measures the features of N
@@ -177,7 +177,7 @@ def spot_fold(cfg: DictConfig, data, spotter: Spotter, table: VideoTable, store:
                    **{key: state[key] for key in ("train_f1", "val_f1") if key in state},
                    "stride": {v.id: store.get(v, state["k"]["micro"]).stride for v in ctx.test}, "gaps": gaps}
         if bool(cfg.get("recognise", False)):
-            from mer_lightning.spotting.recognise import recognise
+            from mer_lightning.runner.recognise import recognise
 
             emotions, info = recognise(cfg, data, fold, table.videos, spotted, fold_dir, current)
             intervals["emotion"] = [emotions.get((r.video, int(r.start), int(r.end)), "") if r.type == "micro" else ""

@@ -7,9 +7,8 @@
 - `peaks.py`: smoothing, the threshold mean + p (max - mean), peaks k apart -> intervals, micro vs macro.
 - `spotters.py`: `FlowPeaks` (training-free) and `SoftNet` (a per-position score learned per fold,
   `softnet.py`), both with k and p chosen on the fold's training subjects only.
-- `recognise.py`: spot-then-recognise: a recogniser trained per fold through the recognition path
-  classifies every spotted micro-expression.
 
-The runner is `mer_lightning/runner/spot.py`; the metric and STRS `mer_lightning/evaluation/spotting.py`;
+The runner is `mer_lightning/runner/spot.py` (spot-then-recognise, a recogniser trained per fold through
+the recognition path: `runner/recognise.py`); the metric and STRS `mer_lightning/evaluation/spotting.py`;
 the entry point `python -m mer_lightning.spot` (`mer-spot`).
 """

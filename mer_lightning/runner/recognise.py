@@ -23,6 +23,7 @@ import torch
 from mer_lightning.data.clips import BadFrame
 from mer_lightning.data.splits import Fold
 from mer_lightning.data.videos import Interval, Video, interval_clips
+from mer_lightning.runner.fold import close, fit
 from mer_lightning.spotting.peaks import Spot
 from mer_lightning.vision.face import FaceNotFound
 
@@ -42,8 +43,6 @@ def recognise(cfg, data, fold: Fold, videos: list[Video], spotted: dict[str, lis
               current: dict) -> tuple[dict[tuple[str, int, int], str], dict]:
     """(video id, start, end) -> class name for every spotted micro interval of the fold's test videos, and
     what the recogniser was (its training clips, epochs)."""
-    from mer_lightning.runner.fold import close, fit
-
     part = recogniser_fold(data, fold, videos)
     if not part.train:
         log.warning("%s: no labelled micro-expression of the training subjects is in data.classes=%s: spotted "
