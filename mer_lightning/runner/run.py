@@ -44,9 +44,9 @@ from mer_lightning.runner.parallel import fold_threads, log_progress, run_folds_
 from mer_lightning.runner.reference import run_reference
 from mer_lightning.runner.selection import inner_folds, selection_mode
 from mer_lightning.runner.store import (
+    finished_folds,
     interrupted_checkpoint,
     load_finished_fold,
-    set_aside,
     write_fold,
 )
 from mer_lightning.utils.errors import Preempted
@@ -64,13 +64,8 @@ def run_protocol(cfg: DictConfig, dm) -> dict:
     current = fingerprint(cfg, dm.preprocessing.options())
     folds, given = given_checkpoints(cfg, select_folds(cfg, all_folds), all_folds, current)
     resume, limits = settings.get("resume", True), debug_limits(cfg)
-    runs: dict[int, FoldRun] = {}
-    for fold in folds:
-        fold_dir = fold_folder(out_dir, fold.index)
-        run = load_finished_fold(fold_dir, dm, fold, current) if resume else set_aside(fold_dir)
-        if run is not None:
-            log.info("Resuming: %s already finished, skipped", fold.name)
-            runs[fold.index] = run
+    runs: dict[int, FoldRun] = finished_folds(
+        folds, out_dir, lambda fold_dir, fold: load_finished_fold(fold_dir, dm, fold, current), resume)
     pending = [f for f in folds if f.index not in runs]
     start_from = {}
     for fold in pending:

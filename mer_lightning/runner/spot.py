@@ -39,6 +39,7 @@ from mer_lightning.runner.folds import (
     select_folds,
 )
 from mer_lightning.runner.parallel import log_progress
+from mer_lightning.runner.store import finished_folds
 from mer_lightning.spotting.features import FeatureOptions, FeatureStore
 from mer_lightning.spotting.peaks import Spot
 from mer_lightning.spotting.spotters import FoldContext, Spotter
@@ -114,13 +115,8 @@ def run_spotting(cfg: DictConfig, data) -> dict:
     folds = select_folds(cfg, all_folds)
     current = spot_fingerprint(cfg, options)
     resume = settings.get("resume", True)
-    done: dict[int, FoldSpots] = {}
-    for fold in folds:
-        fold_dir = fold_folder(out_dir, fold.index)
-        finished = load_fold(fold_dir, fold, table, current) if resume else set_aside(fold_dir)
-        if finished is not None:
-            log.info("Resuming: %s already finished, skipped", fold.name)
-            done[fold.index] = finished
+    done: dict[int, FoldSpots] = finished_folds(
+        folds, out_dir, lambda fold_dir, fold: load_fold(fold_dir, fold, table, current), resume)
     pending = [f for f in folds if f.index not in done]
     if bool(cfg.get("recognise", False)) and pending:
         data.load()  # the labelled micro-expressions as clips, preprocessed once (cached) before any fold
@@ -245,12 +241,6 @@ def load_fold(fold_dir: Path, fold: Fold, table: VideoTable, current: dict) -> F
                                     "threshold": float(saved[f"{i}_{kind}_threshold"])}
                              for kind in ("micro", "macro") if f"{i}_{kind}_curve" in saved}
     return FoldSpots(intervals, curves, record.get("details") or {})
-
-
-def set_aside(fold_dir: Path) -> None:
-    from mer_lightning.runner.store import set_aside as move
-
-    return move(fold_dir)
 
 
 def run_folds_in_parallel(cfg: DictConfig, folds: list[Fold], kept: list[str], parallel: int) -> None:

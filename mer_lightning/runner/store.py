@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -21,6 +22,7 @@ from mer_lightning.evaluation.results import fold_record
 from mer_lightning.runner.checkpoints import check_fold, read_meta
 from mer_lightning.runner.fingerprint import check_same
 from mer_lightning.runner.fold import FoldRun
+from mer_lightning.runner.folds import fold_folder
 from mer_lightning.utils.errors import MERError
 from mer_lightning.utils.io import write_csv, write_json
 
@@ -63,6 +65,19 @@ def load_finished_fold(fold_dir: Path, dm, fold: Fold, current: dict) -> FoldRun
     optimistic = pd.read_csv(optimistic_path) if optimistic_path.is_file() else None
     return FoldRun(frame, val, record.get("selection", ""), record.get("checkpoint"), details=record.get("details") or {},
                    optimistic=optimistic)
+
+
+def finished_folds(folds: list[Fold], out_dir: Path, load: Callable[[Path, Fold], Any], resume: bool) -> dict:
+    """fold index -> what `load(fold_dir, fold)` finds finished in the run directory (None: not finished),
+    for the folds a rerun skips; with `resume` false every earlier attempt's folder is moved aside."""
+    done = {}
+    for fold in folds:
+        fold_dir = fold_folder(out_dir, fold.index)
+        finished = load(fold_dir, fold) if resume else set_aside(fold_dir)
+        if finished is not None:
+            log.info("Resuming: %s already finished, skipped", fold.name)
+            done[fold.index] = finished
+    return done
 
 
 def set_aside(fold_dir: Path) -> None:
