@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mer_lightning.models.stacked import StackableRNN, StackedModels, VmapForward
-from mer_lightning.runner.pack import objective
+from mer_lightning.runner.pack_module import objective
 from mer_lightning.train import train
 from tests.conftest import compose_cfg
 
