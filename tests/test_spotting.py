@@ -265,7 +265,7 @@ def test_softnet_and_spot_then_recognise(tmp_path, tiny_lv):
     from mer_lightning.spot import spot
 
     results = spot(spot_cfg(tmp_path, tiny_lv, "spotter=softnet", "spotter.max_epochs=2", "protocol.val_subjects=1",
-                            "recognise=true", "model=linear", "data.classes=all", "data.image_size=16", "runner.folds=[0]",
+                            "spotter.inner_folds=null", "recognise=true", "model=linear", "data.classes=all", "data.image_size=16", "runner.folds=[0]",
                             logger=True))
     out = tmp_path / "run"
     m = results["metrics"]
@@ -283,10 +283,25 @@ def test_softnet_and_spot_then_recognise(tmp_path, tiny_lv):
     assert "emotion" in pd.read_csv(out / "ground_truth.csv").columns
     fold = json.loads((out / "folds/fold_00/fold.json").read_text())["details"]
     assert "val_f1" in fold and fold["recogniser"]["train_clips"] > 0 and "validation subjects" in fold["chosen_on"]
+    assert fold["trained_on"] == 2  # the carve-out's models: 1 training subject's 2 videos, not the validation one
     assert "STRS" in (out / "results.md").read_text()
     summary = pd.read_csv(out / "csv/summary/metrics.csv")  # the loggers' summary run has the pooled figures
     assert summary["spot/f1"].iloc[0] == pytest.approx(m["spot/f1"]) and "str/strs" in summary
     assert (out / "csv/fold_00_micro/metrics.csv").is_file()  # each learned spotter's training curve
+
+
+def test_softnet_chooses_p_out_of_fold_and_trains_on_every_training_subject(tmp_path, tiny_lv):
+    from mer_lightning.spot import spot
+
+    spot(spot_cfg(tmp_path, tiny_lv, "spotter=softnet", "spotter.max_epochs=1", "spotter.inner_folds=2",
+                  "runner.folds=[0]"))
+    fold = json.loads((tmp_path / "run/folds/fold_00/fold.json").read_text())["details"]
+    # 2 training subjects x 2 videos: p on both subjects' out-of-fold scores, the spotting models on all 4 videos
+    assert fold["chosen_on"].startswith("out-of-fold scores of its 4 training video(s) (2 inner subject folds)")
+    assert fold["trained_on"] == 4 and set(fold["val_f1"]) == {"micro", "macro"}
+    with pytest.raises(Exception) as err:
+        spot(spot_cfg(tmp_path / "one", tiny_lv, "spotter=softnet", "spotter.inner_folds=1"))
+    assert str(user_error(err.value)).startswith("spotter.inner_folds=1: use null")
 
 
 def test_inspect_lists_videos_intervals_and_fps(tmp_path, tiny_lv):

@@ -170,7 +170,7 @@ def spot_fold(cfg: DictConfig, data, spotter: Spotter, table: VideoTable, store:
                 gaps[video.id] = bridged
         intervals = pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
         details = {"k": state["k"], "p": state["p"], "chosen_on": state.get("chosen_on", ""),
-                   **{key: state[key] for key in ("train_f1", "val_f1") if key in state},
+                   **{key: state[key] for key in ("train_f1", "val_f1", "trained_on") if key in state},
                    "stride": {v.id: store.get(v, state["k"]["micro"]).stride for v in ctx.test}, "gaps": gaps}
         if bool(cfg.get("recognise", False)):
             from mer_lightning.runner.recognise import recognise

@@ -182,20 +182,27 @@ class FlowPeaks(Spotter):
 class SoftNet(Spotter):
     """SOFTNet-style: per type a shallow CNN on the flow windows regresses the pseudo-label (`softnet.py`),
     trained per fold on its training subjects' videos (`max_epochs`, `batch_size`, `lr`, ...); p chosen on
-    the validation subjects carved from them."""
+    out-of-fold scores of every training subject (`inner_folds`), or with `inner_folds: null` on the
+    validation subjects carved from them (the models then train without those)."""
 
     def __init__(self, name: str, face_size: int, flow: str, window: int, stride: int, eye_margin: float,
                  nose_radius: float, p_grid: Sequence[float], max_epochs: int, batch_size: int, lr: float,
-                 weight_decay: float, channels: int, dropout: float):
+                 weight_decay: float, channels: int, dropout: float, inner_folds: int | None):
         super().__init__(name, face_size, flow, window, stride, eye_margin, nose_radius, p_grid)
         if int(window) < 8:
             raise MERError(f"spotter.window={window}: the learned spotter reads flow windows of that many pixels; "
                            "use 16-64 (32)")
+        if inner_folds is not None and int(inner_folds) == 1:
+            raise MERError("spotter.inner_folds=1: use null (p chosen on the validation subjects) or 2 or more "
+                           "(p chosen on out-of-fold scores of every training subject)")
+        self.inner_folds = int(inner_folds) if inner_folds else None
         self.max_epochs, self.batch_size = int(max_epochs), int(batch_size)
         self.model_options = dict(window=int(window), channels=int(channels), lr=float(lr),
                                   weight_decay=float(weight_decay), dropout=float(dropout))
 
     def fit(self, ctx: FoldContext) -> dict:
+        if self.inner_folds:
+            return self.fit_on_inner_folds(ctx)
         train, val = ctx.train, ctx.val
         state = {"k": self.windows(ctx.training_subjects, ctx.store.options), "models": {}}
         for kind in TYPES:
@@ -205,9 +212,38 @@ class SoftNet(Spotter):
         state["p"], state["val_f1" if val else "train_f1"] = self.choose(curves, chosen)
         state["chosen_on"] = (f"{len(val)} video(s) of validation subjects carved from the training subjects"
                               if val else f"its {len(train)} training video(s) (no validation subjects)")
+        state["trained_on"] = len(train)
         return state
 
-    def train_model(self, ctx: FoldContext, videos: Sequence[Video], kind: str, k: int):
+    def fit_on_inner_folds(self, ctx: FoldContext) -> dict:
+        """`inner_folds=n`: the training subjects in n groups; each group's videos are scored by models trained
+        on the other groups, p is chosen on those out-of-fold scores of every training video, then the models
+        that spot the test videos train on every training subject (no subject wasted on validation alone)."""
+        videos = ctx.training_subjects
+        subjects = sorted({v.subject for v in videos})
+        n = min(self.inner_folds, len(subjects))
+        if n < 2:
+            raise MERError(f"{ctx.fold.name}: spotter.inner_folds={self.inner_folds} needs 2 training subjects or "
+                           f"more; it has {len(subjects)}")
+        rng = np.random.default_rng([int(ctx.cfg.seed), ctx.fold.index])
+        groups = np.array_split(rng.permutation(subjects), n)
+        state = {"k": self.windows(videos, ctx.store.options), "models": {}}
+        curves = {}
+        for i, held in enumerate(groups):
+            held = set(held.tolist())
+            inner = {"k": state["k"], "models": {
+                kind: self.train_model(ctx, [v for v in videos if v.subject not in held], kind, state["k"][kind],
+                                       part=f"inner{i}") for kind in TYPES}}
+            curves.update({v.id: self.curves(ctx, inner, v) for v in videos if v.subject in held})
+        state["p"], state["val_f1"] = self.choose(curves, videos)
+        state["chosen_on"] = (f"out-of-fold scores of its {len(videos)} training video(s) ({n} inner subject folds); "
+                              f"the spotting models then trained on every training subject")
+        for kind in TYPES:
+            state["models"][kind] = self.train_model(ctx, videos, kind, state["k"][kind])
+        state["trained_on"] = len(videos)
+        return state
+
+    def train_model(self, ctx: FoldContext, videos: Sequence[Video], kind: str, k: int, part: str = ""):
         import hydra
         import lightning.pytorch as pl
         import torch
@@ -230,7 +266,8 @@ class SoftNet(Spotter):
         model.set_scale(x)
         loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=self.batch_size,
                             shuffle=True)
-        loggers = fold_loggers(ctx.cfg, f"fold_{ctx.fold.index:02d}_{kind}", ctx.fold, f"spotter_{kind}")
+        suffix = f"_{part}" if part else ""
+        loggers = fold_loggers(ctx.cfg, f"fold_{ctx.fold.index:02d}_{kind}{suffix}", ctx.fold, f"spotter_{kind}{suffix}")
         trainer = hydra.utils.instantiate(ctx.cfg.trainer, max_epochs=self.max_epochs, min_epochs=1,
                                           logger=loggers or False, callbacks=[], enable_checkpointing=False,
                                           enable_progress_bar=False, enable_model_summary=False,
@@ -240,8 +277,8 @@ class SoftNet(Spotter):
         for lg in loggers:
             lg.finalize("success")
         finish_wandb(loggers)
-        log.info("%s: %s spotter trained on %d windows of %d video(s) (%.0f%% positive), %d epoch(s)", ctx.fold.name,
-                 kind, len(x), len(videos), 100 * float(y.mean()), self.max_epochs)
+        log.info("%s: %s spotter%s trained on %d windows of %d video(s) (%.0f%% positive), %d epoch(s)", ctx.fold.name,
+                 kind, f" ({part})" if part else "", len(x), len(videos), 100 * float(y.mean()), self.max_epochs)
         return model
 
     def raw_curves(self, ctx: FoldContext, state: dict, video: Video) -> dict:
