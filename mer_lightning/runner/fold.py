@@ -118,7 +118,7 @@ def fit_and_select(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: s
     selector = trainer.checkpoint_callback
     best = selector.best_model_path if selector is not None and selector.monitor else ""
     # what the fit recorded, before testing a checkpoint restores its callbacks' older state
-    noted: dict = {}
+    epochs, tested, noted = int(trainer.current_epoch), curves.as_lists(), {}
     optimistic = optimistic_frame(dm, fold, watcher, noted)
     val = None
     if fold.val:  # the selected model on this fold's validation subjects: the sweep objective
@@ -128,8 +128,8 @@ def fit_and_select(cfg: DictConfig, dm, fold: Fold, fold_dir: Path, ckpt_path: s
         val = fold_frame(dm, fold, model.val_predictions)
     trainer.test(model, datamodule=dm, ckpt_path=best or None, verbose=False)
     raise_if_preempted()
-    run = val_run(dm, fold, fold_dir, selector.monitor if best else None, best or None, int(trainer.current_epoch),
-                  curves.as_lists(), model.test_predictions, val, trainer.is_global_zero)
+    run = val_run(dm, fold, fold_dir, selector.monitor if best else None, best or None, epochs, tested,
+                  model.test_predictions, val, trainer.is_global_zero)
     run.details.update(noted)
     run.optimistic = optimistic
     log_checkpoint(cfg, loggers, fold_dir / run.checkpoint if run.checkpoint else None, fold, run.details)
