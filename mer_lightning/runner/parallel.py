@@ -22,7 +22,7 @@ from mer_lightning.data.splits import Fold
 from mer_lightning.runner.fingerprint import fingerprint
 from mer_lightning.runner.fold import run_fold
 from mer_lightning.runner.folds import build_folds, debug_limits, fold_folder, runner_settings
-from mer_lightning.runner.pack import packs, run_pack
+from mer_lightning.runner.pack import packs, run_pack, spans
 from mer_lightning.runner.store import write_fold
 from mer_lightning.utils.errors import MERError, user_error
 from mer_lightning.utils.instantiate import instantiate_strict
@@ -42,8 +42,6 @@ def log_progress(index: int | list[int], done: int, total: int, started: float) 
     """One line per finished fold (or pack of folds): how many are done, and the protocol's ETA."""
     elapsed = time.time() - started
     if isinstance(index, list):
-        from mer_lightning.runner.pack import spans
-
         what = f"folds {spans(index)}" if len(index) > 1 else f"fold {index[0]}"
     else:
         what = f"fold {index}"
