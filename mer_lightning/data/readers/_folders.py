@@ -34,6 +34,21 @@ def require_root(root: str | Path | None, name: str, part: str = "") -> Path:
     return path
 
 
+def layout_folder(root: Path, layout: str | None, layouts, title: str, expected: str,
+                  known_only: bool = False) -> Path:
+    """A release's frames folder under `root`: `layout` when given (`data.reader.layout`; with `known_only`
+    it must be one of `layouts`), else the first of `layouts` that exists; a missing one is one line."""
+    if layout:
+        if (known_only and layout not in layouts) or not (root / layout).is_dir():
+            raise MERError(f"{title} frames folder {root / layout} does not exist (data.reader.layout={layout}); "
+                           f"known layouts: {list(layouts)}")
+        return root / layout
+    for folder in layouts:
+        if (root / folder).is_dir():
+            return root / folder
+    raise MERError(f"no {title} frames folder in {root}: expected {expected}")
+
+
 def numbered_frames(clip_dir: Path) -> list[tuple[int, Path]]:
     """(frame number, path) for each image in `clip_dir`, ordered by number (img46 before img100)."""
     frames = []

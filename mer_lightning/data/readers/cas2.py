@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mer_lightning.data.readers._folders import Folders, frames_folder, require_root
+from mer_lightning.data.readers._folders import Folders, frames_folder, layout_folder, require_root
 from mer_lightning.data.readers._rows import emotion_name
 from mer_lightning.data.readers._sheet import (
     annotation_path,
@@ -73,19 +73,6 @@ def naming_rules(sheets: dict[str, pd.DataFrame], path: Path) -> tuple[dict[int,
     return subjects, videos
 
 
-def find_frames_dir(root: Path, layout: str | None) -> Path:
-    if layout:
-        if layout not in LAYOUTS or not (root / layout).is_dir():
-            raise MERError(f"CAS(ME)^2 frames folder {root / layout} does not exist (data.reader.layout={layout}); "
-                           f"known layouts: {list(LAYOUTS)}")
-        return root / layout
-    for folder in LAYOUTS:
-        if (root / folder).is_dir():
-            return root / folder
-    raise MERError(f"no CAS(ME)^2 frames folder in {root}: expected {root / 'rawpic'} (full frames, "
-                   f"rawpic/s15/15_0101disgustingteeth/img001.jpg) or {root / 'cropped'}")
-
-
 @register_dataset("cas2", title="CAS(ME)^2", folder="CASME_sq", fps=(FPS,), classes="megc_3", protocol="loso",
                   request_from=REQUEST_FROM, videos=True)
 def read_cas2(root, annotation_file: str | None = None, layout: str | None = None) -> VideoTable:
@@ -106,7 +93,9 @@ def read_cas2(root, annotation_file: str | None = None, layout: str | None = Non
             raise MERError(f"{path} has no `CASFEcode_final` sheet (found {sorted(sheets)})")
         codes = sheets[candidates[0]]
     subjects, video_codes = naming_rules(sheets, path)
-    frames_dir = find_frames_dir(root, layout)
+    frames_dir = layout_folder(root, layout, LAYOUTS, "CAS(ME)^2",
+                               f"{root / 'rawpic'} (full frames, rawpic/s15/15_0101disgustingteeth/img001.jpg) or "
+                               f"{root / 'cropped'}", known_only=True)
     table = VideoTable([])
     rows = VideoRows("cas2", path.name, frames_dir, FPS, table)
     for i, cells in enumerate(codes.itertuples(index=False)):

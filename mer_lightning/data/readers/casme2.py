@@ -9,14 +9,11 @@ that lead out of the subject's folder, are handled in `_rows` (as for every shee
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from mer_lightning.data.readers._folders import require_root
+from mer_lightning.data.readers._folders import layout_folder, require_root
 from mer_lightning.data.readers._rows import read_sheet_clips
 from mer_lightning.data.readers._sheet import Columns, find_sheet
 from mer_lightning.data.registry import register_dataset
 from mer_lightning.data.samples import SampleTable
-from mer_lightning.utils.errors import MERError
 
 SHEETS = ("CASME2-coding-20140508.xlsx", "CASME2-coding-updated.xlsx", "CASME2-coding-20190701.xlsx")
 LAYOUTS = {  # folder -> frame file prefix
@@ -31,18 +28,6 @@ REQUEST_FROM = "http://casme.psych.ac.cn/casme/e2 (CASME II licence agreement)"
 FPS = 200.0
 
 
-def find_frames_dir(root: Path, layout: str | None) -> Path:
-    if layout:
-        if not (root / layout).is_dir():
-            raise MERError(f"CASME II frames folder {root / layout} does not exist (data.reader.layout={layout}); "
-                           f"known layouts: {list(LAYOUTS)}")
-        return root / layout
-    for folder in LAYOUTS:
-        if (root / folder).is_dir():
-            return root / folder
-    raise MERError(f"no CASME II frames folder in {root}: expected one of {list(LAYOUTS)}")
-
-
 @register_dataset("casme2", title="CASME II", folder="CASME2", fps=(FPS,), classes="casme2_5", protocol="loso",
                   request_from=REQUEST_FROM)
 def read_casme2(root, annotation_file: str | None = None, layout: str | None = None) -> SampleTable:
@@ -50,7 +35,7 @@ def read_casme2(root, annotation_file: str | None = None, layout: str | None = N
     root = require_root(root, "casme2")
     sheet = find_sheet(root, COLUMNS, "casme2", "coding sheet", patterns=(*SHEETS, "CASME2-coding*.xlsx"),
                        annotation_file=annotation_file, expected=f"one of {list(SHEETS)}")
-    frames_dir = find_frames_dir(root, layout)
+    frames_dir = layout_folder(root, layout, LAYOUTS, "CASME II", f"one of {list(LAYOUTS)}")
     table = read_sheet_clips(sheet, frames_dir, dataset="casme2", subject_folder="sub{:02d}", emotions=EMOTIONS,
                              fps=FPS)
     if frames_dir.name == "Cropped":  # face crops (Cropped, Cropped-updated/Cropped); the raw release is full frames
