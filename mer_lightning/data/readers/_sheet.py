@@ -17,7 +17,7 @@ import fnmatch
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -170,6 +170,37 @@ def annotation_path(root: Path, annotation_file: str | Path | None) -> Path | No
     return path
 
 
+def first_with_header(candidates: Iterable[Path], columns: Columns, where: Callable[[Path, str], str], *,
+                      pass_over_unreadable: bool = False, shown: int = 14) -> tuple[Sheet | None, list[str], list[str]]:
+    """The first sheet among `candidates`' sheets whose header `columns` describe, else None; with the
+    first row of every sheet looked at (`seen`, `shown` cells each, for the message) and the files that
+    could not be read (`pass_over_unreadable`: logged and passed over; else the error stands). A header
+    `find_header` refuses is one line, prefixed with `where(path, sheet name)`."""
+    seen, unreadable = [], []
+    for path in candidates:
+        sheets = read_workbook(path)
+        while True:
+            try:
+                sheet_name, raw = next(sheets)
+            except StopIteration:
+                break
+            except MERError as err:
+                if not pass_over_unreadable:
+                    raise
+                log.warning("Passed over %s: %s", path, err)
+                unreadable.append(str(err))
+                break
+            try:
+                table = find_header(raw, columns)
+            except MERError as err:
+                raise MERError(f"{where(path, sheet_name)}: {err}") from None
+            if table is not None:
+                return Sheet(path, sheet_name, columns, table), seen, unreadable
+            first = [str(c).strip() for c in raw.iloc[0].tolist()] if len(raw) else []
+            seen.append(f"{path.name}[{sheet_name}]: {[c for c in first if c not in ('', 'nan')][:shown]}")
+    return None, seen, unreadable
+
+
 def find_sheet(root: Path, columns: Columns, name: str, kind: str = "annotation sheet", *,
                patterns: tuple[str, ...] = ("*",), depth: int = 1, exclude: tuple[str, ...] = (),
                annotation_file: str | Path | None = None, expected: str = "",
@@ -190,28 +221,11 @@ def find_sheet(root: Path, columns: Columns, name: str, kind: str = "annotation 
             raise MERError(f"{what} not found in {root}: expected {expected}; or {fix}")
         raise MERError(f"no {what} found in {root} (nor up to {depth} folders below): expected a .xlsx/.xls/.csv "
                        f"with the columns {columns.expected()}; {fix}")
-    seen, unreadable = [], []
-    for path in candidates:
-        sheets = read_workbook(path)
-        while True:
-            try:
-                sheet_name, raw = next(sheets)
-            except StopIteration:
-                break
-            except MERError as err:
-                if given is not None:
-                    raise
-                log.warning("Passed over %s: %s", path, err)
-                unreadable.append(str(err))
-                break
-            try:
-                table = find_header(raw, columns)
-            except MERError as err:
-                raise MERError(f"{path} (sheet '{sheet_name}'): an unknown version of the {what}: {err}") from None
-            if table is not None:
-                return Sheet(path, sheet_name, columns, table)
-            first = [str(c).strip() for c in raw.iloc[0].tolist()] if len(raw) else []
-            seen.append(f"{path.name}[{sheet_name}]: {[c for c in first if c not in ('', 'nan')][:14]}")
+    found, seen, unreadable = first_with_header(
+        candidates, columns, lambda path, sheet: f"{path} (sheet '{sheet}'): an unknown version of the {what}",
+        pass_over_unreadable=given is None, shown=14)
+    if found is not None:
+        return found
     also = f" ({'; '.join(unreadable)})" if unreadable else ""
     raise MERError(f"{title}: no sheet with a known header (an unknown sheet version?). Expected the columns "
                    f"{columns.expected()}; found: {'; '.join(seen) or 'no readable sheet'}{also}. Rename the "

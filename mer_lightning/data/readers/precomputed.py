@@ -67,8 +67,7 @@ from mer_lightning.data.readers._sheet import (
     Sheet,
     as_int,
     cell_text,
-    find_header,
-    read_workbook,
+    first_with_header,
     sheet_files,
 )
 from mer_lightning.data.samples import Sample, SampleTable, Stored
@@ -265,17 +264,10 @@ def find_manifest(root: Path, manifest: str | None) -> Sheet:
     if not candidates:
         raise MERError(f"no manifest in {root}: name it with data.reader.manifest=<file> (a CSV or XLSX with the "
                        f"columns {COLUMNS.expected()[:3]} and optionally dataset, path)")
-    seen = []
-    for path in candidates:
-        for sheet_name, raw in read_workbook(path):
-            try:
-                table = find_header(raw, COLUMNS)
-            except MERError as err:
-                raise MERError(f"manifest {path} (sheet '{sheet_name}'): {err}") from None
-            if table is not None:
-                return Sheet(path, sheet_name, COLUMNS, table)
-            first = [str(c).strip() for c in raw.iloc[0].tolist()] if len(raw) else []
-            seen.append(f"{path.name}[{sheet_name}]: {[c for c in first if c not in ('', 'nan')][:12]}")
+    found, seen, _ = first_with_header(candidates, COLUMNS, lambda path, sheet: f"manifest {path} (sheet '{sheet}')",
+                                       shown=12)
+    if found is not None:
+        return found
     raise MERError(f"no manifest header in {', '.join(str(p) for p in candidates[:3])}: expected the columns "
                    f"{COLUMNS.expected()[:3]} (case-insensitive; optional dataset, path, onset, apex, offset); "
                    f"found {'; '.join(seen) or 'empty sheets'}")
