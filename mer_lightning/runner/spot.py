@@ -18,7 +18,6 @@ listed (`gaps`); the readers' skipped rows are listed. `data.max_skipped_fractio
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mer_lightning.data.splits import Fold
 from mer_lightning.data.videos import VideoTable
-from mer_lightning.runner.fingerprint import check_same, fingerprint
+from mer_lightning.runner.fingerprint import fingerprint
 from mer_lightning.runner.folds import (
     build_folds,
     fold_folder,
@@ -39,7 +38,7 @@ from mer_lightning.runner.folds import (
     select_folds,
 )
 from mer_lightning.runner.parallel import log_progress
-from mer_lightning.runner.store import finished_folds
+from mer_lightning.runner.store import finished_folds, finished_record
 from mer_lightning.spotting.features import FeatureOptions, FeatureStore
 from mer_lightning.spotting.peaks import Spot
 from mer_lightning.spotting.spotters import FoldContext, Spotter
@@ -223,13 +222,10 @@ def write_fold(fold_dir: Path, fold: Fold, result: FoldSpots, current: dict, all
 
 def load_fold(fold_dir: Path, fold: Fold, table: VideoTable, current: dict) -> FoldSpots | None:
     """A finished fold, if made by this configuration for exactly this fold's test subjects."""
-    meta, path = fold_dir / "fold.json", fold_dir / "intervals.csv"
-    if not (meta.is_file() and path.is_file()):
+    path = fold_dir / "intervals.csv"
+    record = finished_record(fold_dir, path, current, "spot every fold again")
+    if record is None:
         return None
-    record = json.loads(meta.read_text())
-    check_same(f"{fold_dir} (a finished fold)", record.get("fingerprint"), current,
-               "Use a new output directory (hydra.run.dir=...), or runner.resume=false to spot every fold again "
-               "(finished fold folders are then moved aside, never mixed).")
     if record.get("test_subjects") != fold.test_subjects:
         raise MERError(f"{fold_dir} holds {record.get('test_subjects')}, not {fold.name}'s test subjects (the data or "
                        "protocol changed since it was written). Use a new output directory or runner.resume=false.")

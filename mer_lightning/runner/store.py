@@ -46,15 +46,25 @@ def write_fold(fold_dir: Path, fold: Fold, run: FoldRun, classes: list[str], cur
                                         "protocol_folds": [f.test_subjects for f in all_folds]})
 
 
-def load_finished_fold(fold_dir: Path, dm, fold: Fold, current: dict) -> FoldRun | None:
-    """A finished fold's predictions, if made by this configuration for exactly this fold's test samples."""
-    preds, meta = fold_dir / "predictions.csv", fold_dir / "fold.json"
-    if not (preds.is_file() and meta.is_file()):
+def finished_record(fold_dir: Path, written: Path, current: dict, redo: str) -> dict | None:
+    """A finished fold's `fold.json` (None when it or the file `written` before it is missing), checked to
+    be this configuration's: a different one names the keys and says how to `redo` the folds instead."""
+    meta = fold_dir / "fold.json"
+    if not (written.is_file() and meta.is_file()):
         return None
     record = json.loads(meta.read_text())
     check_same(f"{fold_dir} (a finished fold)", record.get("fingerprint"), current,
-               "Use a new output directory (hydra.run.dir=...), or runner.resume=false to retrain every fold "
-               "from scratch (finished fold folders are then moved aside, never mixed).")
+               f"Use a new output directory (hydra.run.dir=...), or runner.resume=false to {redo} (finished fold "
+               "folders are then moved aside, never mixed).")
+    return record
+
+
+def load_finished_fold(fold_dir: Path, dm, fold: Fold, current: dict) -> FoldRun | None:
+    """A finished fold's predictions, if made by this configuration for exactly this fold's test samples."""
+    preds = fold_dir / "predictions.csv"
+    record = finished_record(fold_dir, preds, current, "retrain every fold from scratch")
+    if record is None:
+        return None
     frame = pd.read_csv(preds)
     expected = sorted(dm.table[i].id for i in fold.test)
     if not record.get("debug_limits") and sorted(frame.sample_id) != expected:
